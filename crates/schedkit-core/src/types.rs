@@ -1,0 +1,221 @@
+//! The values that cross between a policy, the runtime and a backend.
+
+use serde::{Deserialize, Serialize};
+
+/// A task's id (the kernel's `pid`, which is a thread id).
+pub type Pid = i32;
+
+/// A CPU number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cpu(pub u32);
+
+/// Where a decision sends a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CpuTarget {
+    /// The first CPU that becomes free among those the task may use.
+    Any,
+    /// This CPU (if the task may no longer run there, the backend sends it anywhere).
+    On(Cpu),
+}
+
+/// Enqueue flag: the task is runnable because it woke up (as opposed to preempted or
+/// its slice expired). Same value as the kernel's `SCX_ENQ_WAKEUP`.
+pub const ENQ_WAKEUP: u64 = 1;
+
+/// A task that became runnable, as the backend reports it. All times in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedTask {
+    pub pid: Pid,
+    /// Thread name, NUL-padded, as in the kernel.
+    pub comm: [u8; 16],
+    /// CPU it last ran on.
+    pub prev_cpu: Cpu,
+    /// How many CPUs its affinity allows.
+    pub nr_cpus_allowed: u32,
+    /// Enqueue flags (see [`ENQ_WAKEUP`]).
+    pub flags: u64,
+    /// Scheduling weight, 1..=10000; 100 is nice 0.
+    pub weight: u32,
+    /// The task's virtual time as the kernel side last set it.
+    pub vtime: u64,
+    /// Run time of its last run (from being picked to being switched out).
+    pub last_run_ns: u64,
+    /// Run time since it last went to sleep voluntarily.
+    pub run_since_sleep_ns: u64,
+    /// Total voluntary context switches (`nvcsw`).
+    pub nvcsw: u64,
+    /// Total CPU time (`se.sum_exec_runtime`).
+    pub sum_exec_runtime_ns: u64,
+    /// Bumped on every enqueue; a decision must echo it, or it is stale.
+    pub generation: u64,
+}
+
+impl QueuedTask {
+    /// A nice-0 task with the given pid and generation, other fields zero: for tests and
+    /// simulators, which then set what they need.
+    pub fn new(pid: Pid, generation: u64) -> Self {
+        QueuedTask {
+            pid,
+            comm: [0; 16],
+            prev_cpu: Cpu(0),
+            nr_cpus_allowed: u32::MAX,
+            flags: 0,
+            weight: 100,
+            vtime: 0,
+            last_run_ns: 0,
+            run_since_sleep_ns: 0,
+            nvcsw: 0,
+            sum_exec_runtime_ns: 0,
+            generation,
+        }
+    }
+
+    /// The thread name as text.
+    pub fn comm_str(&self) -> &str {
+        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(16);
+        std::str::from_utf8(&self.comm[..end]).unwrap_or("?")
+    }
+
+    /// Whether it became runnable by waking up.
+    pub fn is_wakeup(&self) -> bool {
+        self.flags & ENQ_WAKEUP != 0
+    }
+}
+
+/// What a backend reports to the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskEvent {
+    Queued(QueuedTask),
+    Exited(Pid),
+}
+
+/// A policy's answer for one task: run it there, for that long, in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub pid: Pid,
+    /// Copied from the [`QueuedTask`]; the backend drops the decision if the task was
+    /// re-queued since.
+    pub generation: u64,
+    pub target: CpuTarget,
+    pub slice_ns: u64,
+    /// Ordering key on the kernel side: lower runs first among tasks waiting for the
+    /// same CPUs.
+    pub vtime: u64,
+}
+
+impl Decision {
+    /// Run `task` on whichever CPU frees up first, for `slice_ns`, in arrival order.
+    pub fn any_cpu(task: &QueuedTask, slice_ns: u64) -> Self {
+        Decision {
+            pid: task.pid,
+            generation: task.generation,
+            target: CpuTarget::Any,
+            slice_ns,
+            vtime: 0,
+        }
+    }
+}
+
+/// Why a backend stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// The kernel's `scx_exit_kind` (see [`ExitInfo::kind_name`]).
+    pub kind: u32,
+    /// The exit code; bit 48 asks for a restart, bit 32 says the reason was hotplug.
+    pub exit_code: i64,
+    pub reason: String,
+    pub message: String,
+}
+
+impl ExitInfo {
+    pub const KIND_NONE: u32 = 0;
+    pub const KIND_DONE: u32 = 1;
+    pub const KIND_UNREG: u32 = 64;
+    pub const KIND_UNREG_BPF: u32 = 65;
+    pub const KIND_UNREG_KERN: u32 = 66;
+    pub const KIND_SYSRQ: u32 = 67;
+    pub const KIND_ERROR: u32 = 1024;
+    pub const KIND_ERROR_BPF: u32 = 1025;
+    pub const KIND_ERROR_STALL: u32 = 1026;
+    const ACT_RESTART: i64 = 1 << 48;
+
+    /// The kind as the kernel names it.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            Self::KIND_NONE => "none",
+            Self::KIND_DONE => "done",
+            Self::KIND_UNREG => "unregistered from user space",
+            Self::KIND_UNREG_BPF => "unregistered from BPF",
+            Self::KIND_UNREG_KERN => "unregistered by the kernel",
+            Self::KIND_SYSRQ => "disabled by sysrq-S",
+            68 => "parent scheduler exited",
+            Self::KIND_ERROR => "runtime error",
+            Self::KIND_ERROR_BPF => "error raised by BPF",
+            Self::KIND_ERROR_STALL => "runnable task stall",
+            _ => "unknown",
+        }
+    }
+
+    /// The kernel asks for the scheduler to be attached again (e.g. after CPU hotplug).
+    pub fn should_restart(&self) -> bool {
+        self.exit_code & Self::ACT_RESTART != 0
+    }
+
+    /// A normal end: detached on request, or a finished simulation.
+    pub fn is_clean(&self) -> bool {
+        matches!(
+            self.kind,
+            Self::KIND_NONE | Self::KIND_DONE | Self::KIND_UNREG
+        )
+    }
+
+    /// An error exit (kind >= 1024).
+    pub fn is_error(&self) -> bool {
+        self.kind >= Self::KIND_ERROR
+    }
+}
+
+/// Live counters of a backend, cumulative since attach, except the `nr_*` gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// Tasks running on a CPU now.
+    pub nr_running: u64,
+    /// Tasks queued towards the policy, not yet drained.
+    pub nr_queued: u64,
+    /// Tasks the policy holds.
+    pub nr_held: u64,
+    /// Tasks dispatched by decisions of the policy.
+    pub user_dispatches: u64,
+    /// Tasks dispatched by the kernel side without asking user space.
+    pub kernel_dispatches: u64,
+    /// Decisions dropped because the task was re-queued meanwhile.
+    pub cancelled: u64,
+    /// Decisions for a CPU the task may not use, sent anywhere instead.
+    pub bounced: u64,
+    /// Tasks sent to the shared queue because the ring to user space was full.
+    pub congestion: u64,
+    /// Decisions that could not be sent (ring to the kernel full); retried.
+    pub failed: u64,
+}
+
+/// A policy's own figures, for live statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PolicyStats {
+    /// Tasks the policy has per-task state for.
+    pub nr_tasks: u64,
+    /// The time slice of the latest decision, ns.
+    pub slice_ns: u64,
+    /// Spread between the largest and smallest vruntime of waiting tasks, ns.
+    pub vruntime_spread_ns: u64,
+}
+
+/// What went wrong on the backend's side.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BackendError {
+    /// No room to send more decisions now; retry next step.
+    #[error("the dispatch ring is full")]
+    Full,
+    /// The backend cannot go on.
+    #[error("{0}")]
+    Fatal(String),
+}
