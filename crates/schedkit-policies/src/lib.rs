@@ -1,9 +1,62 @@
 //! The scheduling policies shipped with schedkit.
 //!
 //! - [`fifo`]: first in, first out; the minimal example and the tutorial.
-//! - [`rustland`]: earliest deadline first from vruntime and voluntary context-switch
+//! - `rustland`: earliest deadline first from vruntime and voluntary context-switch
 //!   rate; the one to run on a desktop under load.
 //!
-//! [`by_name`] builds one from its command-line name.
+//! [`by_name`] builds one from its command-line name and the common options.
+
+use schedkit_core::Policy;
 
 pub mod fifo;
+
+/// Options every policy understands; `None` means the policy's own default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyOptions {
+    /// Maximum (or fixed) time slice, ns.
+    pub slice_ns: Option<u64>,
+    /// Minimum time slice, ns (policies with variable slices).
+    pub slice_min_ns: Option<u64>,
+    /// Keep every task on the CPU it ran on last.
+    pub percpu_local: bool,
+}
+
+/// The policies that can be run: name and one line about each.
+pub const POLICIES: &[(&str, &str)] = &[
+    (
+        "rustland",
+        "earliest deadline first from vruntime and voluntary context-switch rate; keeps interactive tasks responsive under load (the default)",
+    ),
+    (
+        "fifo",
+        "first in, first out with a fixed slice; the minimal example policy",
+    ),
+];
+
+/// Default slice of the FIFO policy: 5 ms, short enough that a waiting task is not
+/// held long behind hogs on a small machine, long enough to keep switching cheap.
+pub const FIFO_SLICE_NS: u64 = 5_000_000;
+
+/// Builds the policy called `name`, or `None` if there is no such policy.
+pub fn by_name(name: &str, opts: &PolicyOptions) -> Option<Box<dyn Policy>> {
+    match name {
+        "fifo" => Some(Box::new(fifo::Fifo::new(
+            opts.slice_ns.unwrap_or(FIFO_SLICE_NS),
+        ))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_policy_can_be_built_and_unknown_ones_cannot() {
+        for (name, _) in POLICIES.iter().filter(|(n, _)| *n != "rustland") {
+            let p = by_name(name, &PolicyOptions::default()).expect(name);
+            assert_eq!(p.name(), *name);
+        }
+        assert!(by_name("nope", &PolicyOptions::default()).is_none());
+    }
+}
