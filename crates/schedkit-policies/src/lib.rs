@@ -1,7 +1,7 @@
 //! The scheduling policies shipped with schedkit.
 //!
 //! - [`fifo`]: first in, first out; the minimal example and the tutorial.
-//! - `rustland`: earliest deadline first from vruntime and voluntary context-switch
+//! - [`rustland`]: earliest deadline first from vruntime and voluntary context-switch
 //!   rate; the one to run on a desktop under load.
 //!
 //! [`by_name`] builds one from its command-line name and the common options.
@@ -9,6 +9,7 @@
 use schedkit_core::Policy;
 
 pub mod fifo;
+pub mod rustland;
 
 /// Options every policy understands; `None` means the policy's own default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +41,13 @@ pub const FIFO_SLICE_NS: u64 = 5_000_000;
 /// Builds the policy called `name`, or `None` if there is no such policy.
 pub fn by_name(name: &str, opts: &PolicyOptions) -> Option<Box<dyn Policy>> {
     match name {
+        "rustland" => Some(Box::new(
+            rustland::Rustland::new(
+                opts.slice_ns.unwrap_or(rustland::RUSTLAND_SLICE_NS),
+                opts.slice_min_ns.unwrap_or(rustland::RUSTLAND_SLICE_MIN_NS),
+            )
+            .with_percpu_local(opts.percpu_local),
+        )),
         "fifo" => Some(Box::new(fifo::Fifo::new(
             opts.slice_ns.unwrap_or(FIFO_SLICE_NS),
         ))),
@@ -53,7 +61,7 @@ mod tests {
 
     #[test]
     fn every_listed_policy_can_be_built_and_unknown_ones_cannot() {
-        for (name, _) in POLICIES.iter().filter(|(n, _)| *n != "rustland") {
+        for (name, _) in POLICIES {
             let p = by_name(name, &PolicyOptions::default()).expect(name);
             assert_eq!(p.name(), *name);
         }
