@@ -1,5 +1,5 @@
 //! Workloads: a scenario described once in TOML ([`spec`]), run for real on the live
-//! kernel (`exec`) or modelled by the simulator (`schedkit-sim`), and measured into
+//! kernel ([`exec`]) or modelled by the simulator (`schedkit-sim`), and measured into
 //! the same [`report::Report`] either way, so real and simulated results can be laid
 //! side by side.
 //!
@@ -16,6 +16,7 @@
 //! assert_eq!(spec.duration_ns, 1_000_000_000);
 //! ```
 
+pub mod exec;
 pub mod report;
 pub mod spec;
 
