@@ -58,34 +58,34 @@ impl Default for ExecOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// setpriority failed.
-    #[error("cannot set nice {nice} for group `{group}`: {source} (a negative nice needs root or CAP_SYS_NICE)")]
+    #[error("cannot set nice {nice} for group `{group}`: {cause} (a negative nice needs root or CAP_SYS_NICE)")]
     Nice {
         /// Group name.
         group: String,
         /// The nice level asked for.
         nice: i32,
-        /// The system's error.
-        source: io::Error,
+        /// The system's error (part of the message, not a separate cause).
+        cause: io::Error,
     },
     /// sched_setaffinity failed.
-    #[error("cannot pin group `{group}` to CPUs {cpus:?}: {source} (are those CPUs online and allowed to this process?)")]
+    #[error("cannot pin group `{group}` to CPUs {cpus:?}: {cause} (are those CPUs online and allowed to this process?)")]
     Affinity {
         /// Group name.
         group: String,
         /// The CPUs asked for.
         cpus: Vec<u32>,
-        /// The system's error.
-        source: io::Error,
+        /// The system's error (part of the message, not a separate cause).
+        cause: io::Error,
     },
     /// A thread, pipe or process could not be created.
     #[error(
-        "cannot create {what}: {source} (too many processes or open files? check ulimit -u / -n)"
+        "cannot create {what}: {cause} (too many processes or open files? check ulimit -u / -n)"
     )]
     Resource {
         /// What could not be created.
         what: &'static str,
-        /// The system's error.
-        source: io::Error,
+        /// The system's error (part of the message, not a separate cause).
+        cause: io::Error,
     },
 }
 
@@ -126,10 +126,10 @@ pub fn run(spec: &Spec, opts: &ExecOptions) -> Result<Report, ExecError> {
                 .spawn(move || thread_main(ctx, task))
             {
                 Ok(h) => handles.push((gi, h)),
-                Err(source) => {
+                Err(cause) => {
                     spawn_error = Some(ExecError::Resource {
                         what: "a thread",
-                        source,
+                        cause,
                     });
                     break 'spawn;
                 }
@@ -422,17 +422,17 @@ fn thread_main(ctx: ThreadCtx, task: Task) -> TaskResult {
 
 fn set_up_thread(group: &Group) -> Result<(), ExecError> {
     if let Some(cpus) = &group.affinity {
-        set_affinity(cpus).map_err(|source| ExecError::Affinity {
+        set_affinity(cpus).map_err(|cause| ExecError::Affinity {
             group: group.name.clone(),
             cpus: cpus.clone(),
-            source,
+            cause,
         })?;
     }
     if group.nice != 0 {
-        set_nice(group.nice).map_err(|source| ExecError::Nice {
+        set_nice(group.nice).map_err(|cause| ExecError::Nice {
             group: group.name.clone(),
             nice: group.nice,
-            source,
+            cause,
         })?;
     }
     Ok(())
@@ -638,7 +638,7 @@ fn run_job_slot(end: u64, reg: &JobRegistry, live: &Live) -> TaskResult {
         if pid < 0 {
             reg.fail(ExecError::Resource {
                 what: "a job process",
-                source: io::Error::last_os_error(),
+                cause: io::Error::last_os_error(),
             });
             break;
         }
@@ -675,7 +675,7 @@ fn run_job_slot(end: u64, reg: &JobRegistry, live: &Live) -> TaskResult {
         if waited != 0 || r < 0 {
             reg.fail(ExecError::Resource {
                 what: "a job process (waiting for it failed)",
-                source: io::Error::last_os_error(),
+                cause: io::Error::last_os_error(),
             });
             break;
         }
@@ -921,7 +921,7 @@ fn pipe() -> Result<(File, File), ExecError> {
     if r != 0 {
         return Err(ExecError::Resource {
             what: "a pipe",
-            source: io::Error::last_os_error(),
+            cause: io::Error::last_os_error(),
         });
     }
     // SAFETY: pipe2 just returned these two fresh descriptors, owned by nobody else.

@@ -194,7 +194,8 @@ pub struct GroupReport {
     pub tasks: u32,
     /// Nice level.
     pub nice: i32,
-    /// CPU time of each task (for `jobs`: of each completed job), nanoseconds.
+    /// CPU time of each task, nanoseconds (for `jobs`: of each job started, whether it
+    /// finished or was killed at the end).
     pub task_cpu_ns: Vec<u64>,
     /// Total CPU time of the group, nanoseconds.
     pub cpu_ns: u64,

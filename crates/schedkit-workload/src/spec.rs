@@ -91,7 +91,9 @@ pub enum Kind {
     /// Always runnable: a CPU hog.
     Cpu,
     /// A `make -j`-like stream of short-lived processes, `parallel` at a time, each
-    /// doing CPU work drawn from `work`.
+    /// doing CPU work drawn from `work`. Job sizes are drawn in job start order from
+    /// [`Spec::group_rng`] of the group's index: job *n* gets the *n*-th draw, in the
+    /// executor and in the simulator alike.
     Jobs {
         /// How many jobs run at once (`parallel`).
         parallel: Parallel,

@@ -146,3 +146,46 @@ fn first_allowed_cpu() -> usize {
             .unwrap()
     }
 }
+
+#[test]
+fn nice_level_sets_the_cpu_ratio_between_hogs() {
+    let cpu = last_allowed_cpu();
+    let r = run(&format!(
+        r#"
+        name = "nice"
+        duration_s = 1
+        [[group]]
+        name = "normal"
+        kind = "cpu"
+        affinity = [{cpu}]
+        [[group]]
+        name = "niced"
+        kind = "cpu"
+        nice = 5
+        affinity = [{cpu}]
+    "#
+    ));
+    let normal = r.group("normal").unwrap().cpu_ns as f64;
+    let niced = r.group("niced").unwrap().cpu_ns as f64;
+    // Weights 1024 : 335 give about 3 : 1; equal nice would give 1 : 1.
+    assert!(
+        normal > 2.0 * niced,
+        "nice 0 got {normal} ns, nice 5 got {niced} ns"
+    );
+}
+
+/// The last CPU this test process may run on.
+fn last_allowed_cpu() -> usize {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .rev()
+            .find(|&c| libc::CPU_ISSET(c, &set))
+            .unwrap()
+    }
+}

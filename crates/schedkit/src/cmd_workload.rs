@@ -1,16 +1,93 @@
-//! `schedkit workload ...` (the workload issue fills this in).
+//! `schedkit workload ...`: runs a scenario for real and prints (and saves) its report.
+//! The work itself lives in `schedkit_workload::exec`.
 
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use schedkit_workload::exec::{self, ExecOptions};
+use schedkit_workload::spec::Spec;
 
 #[derive(clap::Subcommand)]
 pub enum WorkloadCommand {
     /// Run a scenario on this machine, under whatever scheduler is attached.
     Run {
-        /// Workload spec (TOML).
-        spec: std::path::PathBuf,
+        /// Workload spec (TOML); see scenarios/example.toml for every field.
+        spec: PathBuf,
+        /// Also write the report as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Run this many seconds instead of the spec's `duration_s`.
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
+        /// Scheduler name for the report (default: the attached sched_ext scheduler,
+        /// or the kernel's default scheduler).
+        #[arg(long, value_name = "NAME")]
+        label: Option<String>,
+        /// No progress line on stderr.
+        #[arg(long, short)]
+        quiet: bool,
     },
 }
 
-pub fn main(_cmd: WorkloadCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the workload executor is not built yet")
+pub fn main(cmd: WorkloadCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        WorkloadCommand::Run {
+            spec,
+            json,
+            duration,
+            label,
+            quiet,
+        } => run(spec, json, duration, label, quiet),
+    }
+}
+
+fn run(
+    spec_path: PathBuf,
+    json: Option<PathBuf>,
+    duration: Option<f64>,
+    label: Option<String>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let spec = Spec::from_path(&spec_path)?;
+    let duration_ns = match duration {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 && s <= 1e6 => Some((s * 1e9).round() as u64),
+        Some(s) => bail!("--duration must be a positive number of seconds, not {s}"),
+    };
+    // Create the JSON file now: a path that cannot be written should fail before the
+    // run, not after it.
+    let json_file = match &json {
+        Some(path) => Some((
+            path,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write the JSON report to {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let before = exec::attached_scheduler();
+    let opts = ExecOptions {
+        duration_ns,
+        scheduler_label: label.unwrap_or_else(|| before.clone()),
+        progress: !quiet,
+    };
+    let report =
+        exec::run(&spec, &opts).with_context(|| format!("cannot run {}", spec_path.display()))?;
+    let after = exec::attached_scheduler();
+    print!("{}", report.render_table());
+    if let Some((path, mut file)) = json_file {
+        writeln!(file, "{}", report.to_json())
+            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
+    }
+    if after != before {
+        // The figures mix two schedulers (a sched_ext scheduler attached or was ejected
+        // mid-run): say so, and fail so that a benchmark script notices.
+        eprintln!(
+            "schedkit: the scheduler changed during the run ({before} -> {after}); \
+             these figures mix both, run again"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
