@@ -67,4 +67,36 @@ mod tests {
         }
         assert!(by_name("nope", &PolicyOptions::default()).is_none());
     }
+
+    #[test]
+    fn by_name_passes_the_common_options_to_rustland() {
+        use schedkit_core::{fake::FakeBackend, Context, Cpu, CpuTarget, QueuedTask};
+        let opts = PolicyOptions {
+            slice_ns: Some(8_000_000),
+            slice_min_ns: Some(2_000_000),
+            percpu_local: true,
+        };
+        let mut p = by_name("rustland", &opts).unwrap();
+        let mut fake = FakeBackend::new(2);
+        fake.set_idle(Cpu(0));
+        for pid in 1..=8 {
+            let task = QueuedTask {
+                prev_cpu: Cpu(1),
+                ..QueuedTask::new(pid, 1)
+            };
+            let held = p.nr_held();
+            p.enqueue(&task, &mut Context::new(&mut fake, held));
+        }
+        let mut slices = Vec::new();
+        loop {
+            let held = p.nr_held();
+            let Some(d) = p.dispatch(&mut Context::new(&mut fake, held)) else {
+                break;
+            };
+            assert_eq!(d.target, CpuTarget::On(Cpu(1)));
+            slices.push(d.slice_ns);
+        }
+        assert_eq!(slices.first(), Some(&2_000_000));
+        assert_eq!(slices.last(), Some(&8_000_000));
+    }
 }

@@ -604,16 +604,19 @@ mod tests {
     }
 
     #[test]
-    fn requeued_held_task_is_dispatched_once_with_its_latest_generation() {
+    fn requeued_held_task_is_dispatched_once_with_its_latest_generation_and_deadline() {
         let mut fake = FakeBackend::new(1);
         let mut p = Rustland::default();
-        let mut t = Sim::new(4);
-        enqueue(&mut p, &mut fake, t.next(MS, 0, false));
-        enqueue(&mut p, &mut fake, t.next(0, 0, false));
-        assert_eq!(p.nr_held(), 1);
+        let (mut a, mut b) = (Sim::new(4), Sim::new(5));
+        enqueue(&mut p, &mut fake, a.next(0, 0, false));
+        enqueue(&mut p, &mut fake, b.next(2 * MS, 0, false));
+        // Re-queued while held, after running 4 ms more: now behind b.
+        enqueue(&mut p, &mut fake, a.next(4 * MS, 0, false));
+        assert_eq!(p.nr_held(), 2);
         let d = dispatch_all(&mut p, &mut fake);
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].generation, 2);
+        let got: Vec<_> = d.iter().map(|d| (d.pid, d.generation)).collect();
+        assert_eq!(got, [(5, 1), (4, 2)]);
+        assert_eq!(d[1].vtime, p.vruntime(4).unwrap());
     }
 
     #[test]
