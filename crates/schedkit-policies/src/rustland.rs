@@ -23,7 +23,8 @@
 //! when at least a second has passed since the task's previous sample:
 //! `rate = min(d_nvcsw * 1e9 / d_t, 1000)`, `avg = avg - avg/4 + rate/4`. On dispatch,
 //! `vtime_now = max(vtime_now, vruntime)` of the task sent (the clock only moves
-//! forward), `slice = max(slice_max / (others_waiting + 1), slice_min)`, and the
+//! forward), `slice = max(slice_max / (others_waiting + 1), slice_min)` (others: the
+//! context's `nr_waiting()`, which counts the task being sent, less one), and the
 //! decision's `vtime` is the deadline, so the kernel side keeps the same order across
 //! batches. The CPU is an idle one if the machine has one (preferring the task's
 //! previous CPU), otherwise the first to free up; or always the previous CPU with
@@ -34,8 +35,9 @@
 //!   ~2000 slices, so a task that was asleep for a while can come back seconds of CPU
 //!   time ahead of every hog. Here the floor is one slice below `vtime_now` and the
 //!   credit is at most [`CREDIT_CAP_SLICES`] slices, on a log scale (a 60 wakeups/s
-//!   game thread already gets 60% of it): a task can never be more than
-//!   `(SLEEP_LAG_SLICES + CREDIT_CAP_SLICES) * slice_max` ahead of `vtime_now`.
+//!   game thread already gets 60% of it): a deadline is never more than
+//!   `(SLEEP_LAG_SLICES + CREDIT_CAP_SLICES) * slice_max` below `vtime_now`, so a hog
+//!   waits at most about that much virtual time per competing task.
 //! - `vtime_now` follows the vruntime of dispatched tasks (as the kernel's scx_simple
 //!   does) instead of adding every charge to a global counter, which grows N times
 //!   faster than any task's vruntime with N tasks and turns the floor into the only
@@ -47,7 +49,12 @@
 //!   report no run time still move forward and cannot keep a hog waiting forever.
 //!
 //! Known weaknesses: the sleep credit rewards any task that blocks often, including
-//! a hog that does tiny I/O in a loop; a brand-new task starts at `vtime_now` without
+//! a hog that does tiny I/O in a loop; on the log scale, 100 and 1000 switches/s earn
+//! nearly the same credit; a deadline is fixed at enqueue and does not age while the
+//! task waits, so the bound above is in virtual time, and many short-running sleepers
+//! can still add up to many decisions ahead of a hog; fairness history beyond one
+//! slice is forgotten across sleeps (by design), and `vtime_now` jumps by a large step
+//! when a low-weight task runs alone; a brand-new task starts at `vtime_now` without
 //! credit, so a freshly started interactive program needs about a second before its
 //! rate is known; with HZ=250 the kernel only enforces slices at the next tick (4 ms),
 //! so slices below that are rounded up in practice; and the policy knows nothing of
