@@ -4,9 +4,11 @@
 //! - `periodic`: a thread per task sleeps until each period start (absolute
 //!   `clock_nanosleep`, so lateness never accumulates), then burns `work` of its *own*
 //!   CPU time (`CLOCK_THREAD_CPUTIME_ID`: a scheduler that keeps it off the CPU cannot
-//!   shrink the work, only delay it). Start lateness is wake-up time minus period start;
-//!   a frame not done by the next period start is a deadline miss. A period that passes
-//!   entirely while the previous frame is still running counts as a frame and a miss.
+//!   shrink the work, only delay it). Start lateness is the time a frame's work starts
+//!   minus its period start; a frame not done by the next period start is a deadline
+//!   miss. A task that falls behind starts its next frame at once, so lateness grows
+//!   for as long as the scheduler keeps it behind (the simulator counts the same way:
+//!   frames started before the end; misses whose deadline falls within the run).
 //! - `cpu`: a thread per task spins until the end.
 //! - `jobs`: `parallel` slot threads, each forking one short-lived child process at a
 //!   time. The child burns its CPU time and `_exit`s; it calls nothing but
@@ -444,31 +446,21 @@ fn run_periodic(t0: u64, end: u64, period_ns: u64, work_ns: u64, live: &Live) ->
     let cpu0 = thread_cpu_ns();
     let mut lateness = LatencyRecorder::new();
     let (mut frames, mut misses) = (0u64, 0u64);
-    let mut k = 0u64;
-    loop {
-        let start = t0 + k * period_ns;
-        if start >= end {
-            break;
-        }
+    let mut start = t0;
+    while start < end {
         sleep_until(start);
         let woke = mono_ns();
-        lateness.record(woke.saturating_sub(start));
+        if woke >= end {
+            break;
+        }
+        lateness.record(woke - start.min(woke));
         frames += 1;
         burn_thread_cpu_ns(work_ns);
-        let done = mono_ns();
-        if done > start + period_ns {
+        let deadline = start + period_ns;
+        if mono_ns() > deadline && deadline <= end {
             misses += 1;
         }
-        k += 1;
-        // Periods that began and ended while this frame ran are lost frames.
-        let current = (done - t0) / period_ns;
-        if current > k {
-            let last = end.saturating_sub(1).saturating_sub(t0) / period_ns;
-            let lost = current.min(last + 1).saturating_sub(k);
-            frames += lost;
-            misses += lost;
-            k = current;
-        }
+        start = deadline;
         live.frames.store(frames, Ordering::Relaxed);
         live.misses.store(misses, Ordering::Relaxed);
     }

@@ -113,13 +113,15 @@ impl LatencyRecorder {
 /// Figures of a `periodic` group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeriodicStats {
-    /// Frames (periods) whose work was started, over all tasks of the group.
+    /// Frames whose work started before the end, over all tasks of the group. A task
+    /// that falls behind starts its next frame at once: no frame is skipped.
     pub frames: u64,
-    /// Frames whose work was not done by the next period start.
+    /// Frames whose work was not done by the next period start (counted only when that
+    /// deadline falls within the run).
     pub deadline_misses: u64,
     /// `deadline_misses / frames` (0 when there were no frames).
     pub miss_ratio: f64,
-    /// Start lateness: actual wake-up minus the intended period start.
+    /// Start lateness: when the frame's work started minus its intended period start.
     pub start_lateness: Percentiles,
 }
 
