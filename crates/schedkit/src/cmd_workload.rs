@@ -91,3 +91,90 @@ fn run(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_spec(dir: &std::path::Path, text: &str) -> PathBuf {
+        let path = dir.join("spec.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "schedkit-cmd-workload-{tag}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    const TINY: &str =
+        "name = \"tiny\"\nduration_s = 0.2\n[[group]]\nname = \"hog\"\nkind = \"cpu\"\n";
+
+    #[test]
+    fn bad_spec_error_names_file_line_and_field() {
+        let dir = temp_dir("bad");
+        let spec = write_spec(
+            &dir,
+            "name = \"x\"\nduration_s = -1\n[[group]]\nname = \"g\"\nkind = \"cpu\"\n",
+        );
+        let err = run(spec.clone(), None, None, None, true).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "{}:2:14: `duration_s` must be a positive number of seconds, got -1",
+                spec.display()
+            )
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn unwritable_json_path_fails_before_the_run() {
+        let dir = temp_dir("json");
+        // The spec would run for an hour: failing fast proves the check comes first.
+        let spec = write_spec(&dir, &TINY.replace("0.2", "3600"));
+        let err = run(spec, Some(dir.join("no/such/dir/r.json")), None, None, true).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("cannot write the JSON report to "),
+            "{err:#}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn json_report_carries_label_and_duration_override() {
+        let dir = temp_dir("ok");
+        let spec = write_spec(&dir, &TINY.replace("0.2", "3600"));
+        let json = dir.join("r.json");
+        run(
+            spec,
+            Some(json.clone()),
+            Some(0.2),
+            Some("mine".into()),
+            true,
+        )
+        .unwrap();
+        let r =
+            schedkit_workload::Report::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(r.scheduler, "mine");
+        assert_eq!(r.duration_ns, 200_000_000);
+        assert_eq!(r.groups[0].name, "hog");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn non_positive_duration_is_refused() {
+        let dir = temp_dir("dur");
+        let spec = write_spec(&dir, TINY);
+        let err = run(spec, None, Some(0.0), None, true).unwrap_err();
+        assert!(
+            format!("{err}").starts_with("--duration must be a positive"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
