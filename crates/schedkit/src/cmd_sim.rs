@@ -1,23 +1,245 @@
-//! `schedkit sim` and `schedkit compare` (the simulator issue fills these in).
+//! `schedkit sim` and `schedkit compare`: parse options, build the simulation, print
+//! and write what `schedkit-sim` computed.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use schedkit_core::Policy;
+use schedkit_policies::{by_name, PolicyOptions};
+use schedkit_sim::{compare, plot, SimConfig, SimError, SimOutput, Simulation};
+use schedkit_workload::Spec;
+
+/// Machine and scheduler-cost options shared by `sim` and `compare`.
+#[derive(clap::Args, Clone)]
+pub struct MachineArgs {
+    /// Number of simulated CPUs.
+    #[arg(long, default_value_t = 2)]
+    cpus: u32,
+    /// Seed for job sizes (default: the spec's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Simulated duration in seconds (default: the spec's).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// CPU time the user-space scheduler spends per scheduling step, microseconds.
+    #[arg(long, default_value_t = 5.0)]
+    step_cost_us: f64,
+    /// CPU time the user-space scheduler spends per task handled, microseconds.
+    #[arg(long, default_value_t = 1.0)]
+    task_cost_us: f64,
+    /// The sched_ext watchdog timeout, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    watchdog_s: f64,
+    /// Time slice for the policy (its maximum, for variable slices), microseconds.
+    #[arg(long)]
+    slice_us: Option<u64>,
+    /// Minimum time slice for policies with variable slices, microseconds.
+    #[arg(long)]
+    slice_min_us: Option<u64>,
+}
 
 #[derive(clap::Args)]
 pub struct SimArgs {
     /// Workload spec (TOML).
-    spec: std::path::PathBuf,
+    spec: PathBuf,
+    /// Scheduler: a schedkit policy (`schedkit policies` lists them), or `eevdf`, the
+    /// model of the kernel's default scheduler.
+    #[arg(long, default_value = "rustland")]
+    policy: String,
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Also write the report (with the simulator's figures) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a timeline (Chrome trace-event JSON; open it in ui.perfetto.dev).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
     /// Workload spec (TOML).
-    spec: std::path::PathBuf,
+    spec: PathBuf,
+    /// Schedulers to compare, comma-separated; ratios are to the first.
+    #[arg(long, default_value = "eevdf,fifo,rustland", value_delimiter = ',')]
+    policies: Vec<String>,
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Draw lateness percentiles and deadline-miss ratios per scheduler as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Also write every report as a JSON array to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
-pub fn sim(_args: SimArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the simulator is not built yet")
+fn secs_to_ns(what: &str, s: f64) -> anyhow::Result<u64> {
+    if !(s.is_finite() && s > 0.0 && s < 1e7) {
+        bail!("{what} must be a positive number of seconds, got {s}");
+    }
+    Ok((s * 1e9).round() as u64)
 }
 
-pub fn compare(_args: CompareArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the simulator is not built yet")
+fn us_to_ns(what: &str, us: f64) -> anyhow::Result<u64> {
+    if !(us.is_finite() && (0.0..1e9).contains(&us)) {
+        bail!("{what} must be zero or a positive number of microseconds, got {us}");
+    }
+    Ok((us * 1e3).round() as u64)
+}
+
+impl MachineArgs {
+    fn config(&self, trace: bool) -> anyhow::Result<SimConfig> {
+        if self.cpus == 0 || self.cpus > 1024 {
+            bail!("--cpus must be between 1 and 1024, got {}", self.cpus);
+        }
+        Ok(SimConfig {
+            nr_cpus: self.cpus,
+            seed: self.seed,
+            duration_ns: self
+                .duration
+                .map(|d| secs_to_ns("--duration", d))
+                .transpose()?,
+            step_cost_ns: us_to_ns("--step-cost-us", self.step_cost_us)?,
+            per_task_cost_ns: us_to_ns("--task-cost-us", self.task_cost_us)?,
+            watchdog_timeout_ns: secs_to_ns("--watchdog-s", self.watchdog_s)?,
+            trace,
+            progress: true,
+            ..SimConfig::default()
+        })
+    }
+
+    fn policy_options(&self) -> PolicyOptions {
+        PolicyOptions {
+            slice_ns: self.slice_us.map(|us| us * 1_000),
+            slice_min_ns: self.slice_min_us.map(|us| us * 1_000),
+            ..PolicyOptions::default()
+        }
+    }
+}
+
+fn load_spec(path: &Path) -> anyhow::Result<Spec> {
+    // The spec error already names the file, line and field.
+    Spec::from_path(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn make_policy(name: &str, opts: &PolicyOptions) -> Option<Box<dyn Policy>> {
+    by_name(name, opts)
+}
+
+fn check_names(names: &[String], opts: &PolicyOptions) -> anyhow::Result<()> {
+    for n in names {
+        if n != "eevdf" && make_policy(n, opts).is_none() {
+            bail!("unknown policy `{n}`: run `schedkit policies` for the list, or use `eevdf`");
+        }
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, what: &str, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text)
+        .with_context(|| format!("cannot write the {what} to {}", path.display()))
+}
+
+fn print_sim_figures(out: &SimOutput) {
+    let s = &out.sim;
+    println!(
+        "simulation: seed {}  context switches {}  policy decisions {}  kernel fast-path dispatches {}  cancelled {}  user-space scheduler {:.3} s of CPU ({:.2}%)",
+        s.seed,
+        s.context_switches,
+        s.decisions,
+        s.kernel_dispatches,
+        s.cancelled,
+        s.scheduler_cpu_ns as f64 / 1e9,
+        s.scheduler_share * 100.0
+    );
+}
+
+pub fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+    let spec = load_spec(&args.spec)?;
+    let cfg = args.machine.config(args.trace.is_some())?;
+    let opts = args.machine.policy_options();
+    check_names(std::slice::from_ref(&args.policy), &opts)?;
+    let sim = Simulation::new(spec, cfg);
+    let result = if args.policy == "eevdf" {
+        sim.run_eevdf()
+    } else {
+        match make_policy(&args.policy, &opts) {
+            Some(p) => sim.run(p),
+            None => bail!("unknown policy `{}`", args.policy),
+        }
+    };
+    match result {
+        Ok(out) => {
+            print!("{}", out.report.render_table());
+            print_sim_figures(&out);
+            if let Some(path) = &args.json {
+                write_file(path, "JSON report", &out.to_json())?;
+            }
+            if let (Some(path), Some(trace)) = (&args.trace, &out.trace) {
+                write_trace(path, trace)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(SimError::Ejected { exit, at_ns, trace }) => {
+            if let (Some(path), Some(trace)) = (&args.trace, &trace) {
+                write_trace(path, trace)?;
+                eprintln!(
+                    "schedkit: the timeline up to the stall is in {}",
+                    path.display()
+                );
+            }
+            bail!(
+                "the policy `{}` was ejected after {:.3} s of simulated time ({}): {}; a real sched_ext kernel would have done the same, so fix the policy before running it",
+                args.policy,
+                at_ns as f64 / 1e9,
+                exit.kind_name(),
+                exit.message
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn write_trace(path: &Path, trace: &schedkit_sim::Trace) -> anyhow::Result<()> {
+    let f = std::fs::File::create(path)
+        .with_context(|| format!("cannot write the trace to {}", path.display()))?;
+    trace
+        .write_json(f)
+        .with_context(|| format!("cannot write the trace to {}", path.display()))
+}
+
+pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let spec = load_spec(&args.spec)?;
+    let cfg = args.machine.config(false)?;
+    let opts = args.machine.policy_options();
+    let names: Vec<String> = args
+        .policies
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if names.is_empty() {
+        bail!("--policies needs at least one scheduler, e.g. --policies eevdf,rustland");
+    }
+    check_names(&names, &opts)?;
+    let sim = Simulation::new(spec, cfg);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let results = compare::run_all(&sim, &refs, |n| make_policy(n, &opts));
+    let mut runs = Vec::with_capacity(results.len());
+    for (name, r) in names.iter().zip(results) {
+        match r {
+            Ok(out) => runs.push(out),
+            Err(e) => bail!("`{name}` failed: {e}"),
+        }
+    }
+    print!("{}", compare::render_table(&runs));
+    if let Some(path) = &args.json {
+        write_file(path, "JSON reports", &compare::to_json(&runs))?;
+    }
+    if let Some(path) = &args.plot {
+        let svg = plot::comparison_svg(&runs)?;
+        write_file(path, "plot", &svg)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,504 @@
+//! Behaviour of the simulator as a whole: determinism, the EEVDF model's fairness,
+//! the watchdog, CPU-time conservation, the timeline, and policies compared.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use schedkit_core::{Context, Decision, ExitInfo, Policy, QueuedTask};
+use schedkit_policies::{by_name, fifo::Fifo, PolicyOptions};
+use schedkit_sim::{compare, plot, SimConfig, SimError, SimOutput, Simulation};
+use schedkit_workload::Spec;
+
+fn spec(text: &str) -> Spec {
+    Spec::from_str_named(text, "test.toml").expect("valid test spec")
+}
+
+fn cfg(nr_cpus: u32) -> SimConfig {
+    SimConfig {
+        nr_cpus,
+        ..SimConfig::default()
+    }
+}
+
+fn policy(name: &str) -> Box<dyn Policy> {
+    by_name(name, &PolicyOptions::default()).expect(name)
+}
+
+/// Every kind of group at once.
+const MIX: &str = r#"
+name = "mix"
+duration_s = 1
+seed = 7
+
+[[group]]
+name = "game"
+kind = "periodic"
+period_ms = 10
+work_ms = 2
+
+[[group]]
+name = "build"
+kind = "jobs"
+parallel = 3
+work_ms = { dist = "exponential", mean = 8, max = 40 }
+
+[[group]]
+name = "pp"
+kind = "pingpong"
+work_us = 30
+
+[[group]]
+name = "hog"
+kind = "cpu"
+count = 2
+nice = 5
+"#;
+
+fn run(sim: &Simulation, name: &str) -> SimOutput {
+    if name == "eevdf" {
+        sim.run_eevdf().expect("eevdf run")
+    } else {
+        sim.run(policy(name)).expect(name)
+    }
+}
+
+#[test]
+fn same_spec_policy_and_seed_give_byte_identical_json() {
+    let sim = Simulation::new(spec(MIX), cfg(2));
+    for name in ["fifo", "rustland", "eevdf"] {
+        let a = run(&sim, name).to_json();
+        let b = run(&sim, name).to_json();
+        assert_eq!(a, b, "{name} is not deterministic");
+    }
+    // The seed matters: other job sizes give another report.
+    let other = Simulation::new(
+        spec(MIX),
+        SimConfig {
+            seed: Some(8),
+            ..cfg(2)
+        },
+    );
+    assert_ne!(run(&sim, "fifo").to_json(), run(&other, "fifo").to_json());
+}
+
+#[test]
+fn json_output_reads_back_as_the_shared_report() {
+    let sim = Simulation::new(spec(MIX), cfg(2));
+    let out = run(&sim, "fifo");
+    let back = schedkit_workload::Report::from_json(&out.to_json()).expect("a Report");
+    assert_eq!(back, out.report);
+    let v: serde_json::Value = serde_json::from_str(&out.to_json()).unwrap();
+    assert!(v["simulation"]["decisions"].as_u64().unwrap() > 0);
+}
+
+const TWO_HOGS: &str = r#"
+name = "two hogs"
+duration_s = 2
+[[group]]
+name = "hog"
+kind = "cpu"
+count = 2
+"#;
+
+#[test]
+fn eevdf_gives_two_equal_hogs_on_one_cpu_half_each() {
+    let out = Simulation::new(spec(TWO_HOGS), cfg(1)).run_eevdf().unwrap();
+    let g = out.report.group("hog").unwrap();
+    let total = out.report.duration_ns as f64;
+    for &ns in &g.task_cpu_ns {
+        let share = ns as f64 / total;
+        assert!((share - 0.5).abs() < 0.02, "share {share}");
+    }
+    assert_eq!(g.task_cpu_ns.iter().sum::<u64>(), out.report.duration_ns);
+}
+
+#[test]
+fn eevdf_shares_one_cpu_by_weight_two_to_one() {
+    // Nice 0 weighs 1024 and nice 3 weighs 526: a 1.95:1 split.
+    let text = r#"
+name = "weights"
+duration_s = 3
+[[group]]
+name = "heavy"
+kind = "cpu"
+[[group]]
+name = "light"
+kind = "cpu"
+nice = 3
+"#;
+    let out = Simulation::new(spec(text), cfg(1)).run_eevdf().unwrap();
+    let heavy = out.report.group("heavy").unwrap().cpu_ns as f64;
+    let light = out.report.group("light").unwrap().cpu_ns as f64;
+    let ratio = heavy / light;
+    let expected = 1024.0 / 526.0;
+    assert!(
+        (ratio / expected - 1.0).abs() < 0.05,
+        "ratio {ratio}, expected {expected}"
+    );
+    assert!((ratio / 2.0 - 1.0).abs() < 0.05, "ratio {ratio}");
+}
+
+#[test]
+fn eevdf_lets_a_light_periodic_task_meet_every_deadline_against_hogs() {
+    let text = r#"
+name = "game vs hogs"
+duration_s = 2
+[[group]]
+name = "game"
+kind = "periodic"
+period_ms = 16.667
+work_ms = 2
+[[group]]
+name = "hog"
+kind = "cpu"
+count = 4
+"#;
+    let out = Simulation::new(spec(text), cfg(2)).run_eevdf().unwrap();
+    let p = out.report.group("game").unwrap().periodic.clone().unwrap();
+    assert_eq!(p.frames, 120);
+    assert_eq!(p.deadline_misses, 0, "{p:?}");
+}
+
+/// FIFO, except that it holds the task called `victim-0` forever.
+struct Starver {
+    fifo: Fifo,
+    kept: Vec<QueuedTask>,
+}
+
+impl Policy for Starver {
+    fn name(&self) -> &'static str {
+        "starver"
+    }
+    fn enqueue(&mut self, task: &QueuedTask, ctx: &mut Context<'_>) {
+        if task.comm_str() == "victim-0" {
+            self.kept.push(*task);
+        } else {
+            self.fifo.enqueue(task, ctx);
+        }
+    }
+    fn dispatch(&mut self, ctx: &mut Context<'_>) -> Option<Decision> {
+        self.fifo.dispatch(ctx)
+    }
+    fn nr_held(&self) -> usize {
+        self.fifo.nr_held() + self.kept.len()
+    }
+}
+
+#[test]
+fn policy_that_never_dispatches_a_task_is_ejected_naming_it() {
+    let text = r#"
+name = "starve"
+duration_s = 10
+[[group]]
+name = "hog"
+kind = "cpu"
+[[group]]
+name = "victim"
+kind = "cpu"
+"#;
+    let sim = Simulation::new(
+        spec(text),
+        SimConfig {
+            watchdog_timeout_ns: 1_000_000_000,
+            trace: true,
+            ..cfg(1)
+        },
+    );
+    let err = sim
+        .run(Starver {
+            fifo: Fifo::new(5_000_000),
+            kept: Vec::new(),
+        })
+        .unwrap_err();
+    let SimError::Ejected { exit, at_ns, trace } = err else {
+        panic!("expected an ejection, got {err}");
+    };
+    assert_eq!(exit.kind, ExitInfo::KIND_ERROR_STALL);
+    assert!(exit.is_error());
+    // The victim is the second task: pid 1001.
+    assert!(exit.message.contains("victim-0[1001]"), "{}", exit.message);
+    assert!((1_000_000_000..2_000_000_000).contains(&at_ns), "{at_ns}");
+    assert!(trace.is_some_and(|t| !t.is_empty()));
+    // The same workload under FIFO itself is not ejected.
+    assert!(sim.run(Fifo::new(5_000_000)).is_ok());
+}
+
+#[test]
+fn every_cpu_nanosecond_is_task_scheduler_or_idle_time() {
+    for name in ["fifo", "rustland", "eevdf"] {
+        for cpus in [1, 3] {
+            let out = run(&Simulation::new(spec(MIX), cfg(cpus)), name);
+            let d = out.report.duration_ns;
+            assert_eq!(d, 1_000_000_000);
+            for (i, c) in out.sim.cpus.iter().enumerate() {
+                assert_eq!(
+                    c.task_ns + c.scheduler_ns + c.idle_ns,
+                    d,
+                    "{name}, CPU {i} of {cpus}: {c:?}"
+                );
+            }
+            let cpu_task: u64 = out.sim.cpus.iter().map(|c| c.task_ns).sum();
+            let cpu_sched: u64 = out.sim.cpus.iter().map(|c| c.scheduler_ns).sum();
+            assert_eq!(cpu_task, out.sim.task_cpu_ns, "{name} on {cpus}");
+            assert_eq!(cpu_sched, out.sim.scheduler_cpu_ns, "{name} on {cpus}");
+            if name == "eevdf" {
+                assert_eq!(cpu_sched, 0);
+            } else {
+                assert!(cpu_sched > 0, "{name}: the scheduler used no CPU");
+            }
+        }
+    }
+    // Without jobs (whose unfinished runs the report leaves out), the report's
+    // per-group CPU time is that same total.
+    let out = run(&Simulation::new(spec(TWO_HOGS), cfg(2)), "fifo");
+    let groups: u64 = out.report.groups.iter().map(|g| g.cpu_ns).sum();
+    assert_eq!(groups, out.sim.task_cpu_ns);
+}
+
+#[test]
+fn user_space_scheduler_cost_is_charged_as_cpu_time() {
+    let s = spec(MIX);
+    let with = |step, per_task| {
+        Simulation::new(
+            s.clone(),
+            SimConfig {
+                step_cost_ns: step,
+                per_task_cost_ns: per_task,
+                ..cfg(2)
+            },
+        )
+        .run(Fifo::new(5_000_000))
+        .unwrap()
+        .sim
+    };
+    let free = with(0, 0);
+    let cheap = with(5_000, 1_000);
+    let dear = with(50_000, 10_000);
+    assert_eq!(free.scheduler_cpu_ns, 0);
+    assert!(cheap.scheduler_cpu_ns > 0);
+    assert!(dear.scheduler_cpu_ns > 5 * cheap.scheduler_cpu_ns);
+    assert!(dear.task_cpu_ns < cheap.task_cpu_ns);
+}
+
+#[test]
+fn waking_task_with_an_idle_previous_cpu_bypasses_user_space() {
+    let text = r#"
+name = "pingpong"
+duration_s = 0.5
+[[group]]
+name = "pp"
+kind = "pingpong"
+work_us = 50
+"#;
+    let sim = Simulation::new(spec(text), cfg(4));
+    let out = sim.run(Fifo::new(5_000_000)).unwrap();
+    let pp = out.report.group("pp").unwrap().pingpong.clone().unwrap();
+    assert!(pp.round_trips > 1000, "{pp:?}");
+    // Nothing else runs: every wake-up finds its previous CPU idle.
+    assert!(out.sim.kernel_dispatches >= 2 * pp.round_trips - 2);
+    let no_fast_path = Simulation::new(
+        spec(text),
+        SimConfig {
+            kernel_fast_path: false,
+            ..cfg(4)
+        },
+    )
+    .run(Fifo::new(5_000_000))
+    .unwrap();
+    assert_eq!(no_fast_path.sim.kernel_dispatches, 0);
+    let slow = no_fast_path.report.group("pp").unwrap().pingpong.clone();
+    // Through user space, every message waits for a scheduling step.
+    assert!(slow.unwrap().latency.p50_ns > pp.latency.p50_ns);
+}
+
+#[test]
+fn jobs_stop_at_their_total() {
+    let text = r#"
+name = "jobs"
+duration_s = 2
+[[group]]
+name = "build"
+kind = "jobs"
+parallel = 2
+total = 10
+work_ms = 10
+"#;
+    for name in ["fifo", "eevdf"] {
+        let out = run(&Simulation::new(spec(text), cfg(2)), name);
+        let j = out.report.group("build").unwrap().jobs.clone().unwrap();
+        assert_eq!((j.started, j.completed), (10, 10), "{name}");
+        // Two jobs on two CPUs never wait for each other; under a policy, each waits
+        // only for the user-space scheduler's steps (microseconds).
+        if name == "eevdf" {
+            assert_eq!(j.completion.max_ns, 10_000_000, "{name}: {j:?}");
+        } else {
+            assert!(
+                (10_000_000..10_100_000).contains(&j.completion.max_ns),
+                "{j:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn trace_is_well_formed_and_no_cpu_runs_two_things_at_once() {
+    let sim = Simulation::new(
+        spec(MIX),
+        SimConfig {
+            trace: true,
+            ..cfg(2)
+        },
+    );
+    for name in ["fifo", "eevdf"] {
+        let out = run(&sim, name);
+        let text = out.trace.expect("trace recorded").to_json_string();
+        let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let events = v["traceEvents"].as_array().expect("traceEvents array");
+        let mut runs: BTreeMap<u64, Vec<(f64, f64, String)>> = BTreeMap::new();
+        let mut phases: BTreeMap<String, usize> = BTreeMap::new();
+        for e in events {
+            let ph = e["ph"].as_str().expect("ph");
+            *phases.entry(ph.to_string()).or_default() += 1;
+            assert!(e["name"].is_string(), "{e}");
+            assert!(e["pid"].is_u64() && e["tid"].is_u64(), "{e}");
+            let ts = e["ts"].as_f64().expect("ts");
+            assert!((0.0..=1e6).contains(&ts), "{e}");
+            match ph {
+                "X" => {
+                    let dur = e["dur"].as_f64().expect("dur");
+                    assert!(dur > 0.0, "{e}");
+                    let tid = e["tid"].as_u64().unwrap();
+                    assert!(tid < 2, "{e}");
+                    runs.entry(tid).or_default().push((
+                        ts,
+                        ts + dur,
+                        e["name"].as_str().unwrap().to_string(),
+                    ));
+                }
+                "i" => assert_eq!(e["s"], "t"),
+                "C" => assert!(e["args"]["waiting"].is_u64()),
+                "M" => assert!(e["args"]["name"].is_string() || e["args"]["sort_index"].is_u64()),
+                other => panic!("unexpected phase {other}"),
+            }
+        }
+        assert!(
+            phases["X"] > 100 && phases["i"] > 100 && phases["C"] > 100,
+            "{phases:?}"
+        );
+        let mut busy = 0.0;
+        for (cpu, mut spans) in runs {
+            spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for w in spans.windows(2) {
+                assert!(
+                    w[0].1 <= w[1].0 + 1e-6,
+                    "{name}: CPU {cpu} runs {} until {} but {} from {}",
+                    w[0].2,
+                    w[0].1,
+                    w[1].2,
+                    w[1].0
+                );
+            }
+            busy += spans.iter().map(|s| s.1 - s.0).sum::<f64>();
+        }
+        // The timeline accounts for the same busy time as the CPUs.
+        let cpus: u64 = out
+            .sim
+            .cpus
+            .iter()
+            .map(|c| c.task_ns + c.scheduler_ns)
+            .sum();
+        assert!(
+            (busy * 1e3 - cpus as f64).abs() < 1e3,
+            "{busy} us vs {cpus} ns"
+        );
+    }
+}
+
+#[test]
+fn compare_runs_each_policy_and_shows_ratios_to_the_first() {
+    let sim = Simulation::new(spec(MIX), cfg(2));
+    let results = compare::run_all(&sim, &["eevdf", "fifo", "nope"], |n| {
+        by_name(n, &PolicyOptions::default())
+    });
+    assert_eq!(results.len(), 3);
+    assert!(results[2]
+        .as_ref()
+        .is_err_and(|e| e.to_string().contains("nope")));
+    let runs: Vec<SimOutput> = results.into_iter().take(2).map(Result::unwrap).collect();
+    assert_eq!(runs[0].report.scheduler, "eevdf");
+    assert_eq!(runs[1].report.scheduler, "fifo");
+    // Threads change nothing: the same figures as a run on its own.
+    assert_eq!(runs[1].to_json(), run(&sim, "fifo").to_json());
+    let table = compare::render_table(&runs);
+    assert!(table.contains("game: deadline misses"), "{table}");
+    assert!(table.contains("(x"), "{table}");
+    let svg = plot::comparison_svg(&runs).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("fifo") && svg.contains("</svg>"));
+}
+
+fn game_while_building() -> Spec {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/game-while-building.toml"
+    );
+    Spec::from_path(path).expect("the shipped scenario parses")
+}
+
+#[test]
+fn fifo_lets_the_build_delay_the_game_more_than_rustland() {
+    let sim = Simulation::new(game_while_building(), cfg(2));
+    let miss = |out: &SimOutput| {
+        let p = out.report.group("game").unwrap().periodic.clone().unwrap();
+        (p.miss_ratio, p.start_lateness.p99_ns)
+    };
+    let (fifo_miss, fifo_p99) = miss(&run(&sim, "fifo"));
+    let (rl_miss, rl_p99) = miss(&run(&sim, "rustland"));
+    assert!(
+        rl_miss < fifo_miss,
+        "rustland misses {rl_miss}, fifo {fifo_miss}"
+    );
+    assert!(rl_p99 < fifo_p99, "rustland p99 {rl_p99}, fifo {fifo_p99}");
+}
+
+/// A policy that keeps tasks in arrival order but sends each to the CPU it asks for,
+/// to check decisions aimed at one CPU land there.
+struct Pin(VecDeque<QueuedTask>);
+
+impl Policy for Pin {
+    fn name(&self) -> &'static str {
+        "pin"
+    }
+    fn enqueue(&mut self, task: &QueuedTask, _ctx: &mut Context<'_>) {
+        self.0.push_back(*task);
+    }
+    fn dispatch(&mut self, _ctx: &mut Context<'_>) -> Option<Decision> {
+        let t = self.0.pop_front()?;
+        Some(Decision {
+            target: schedkit_core::CpuTarget::On(schedkit_core::Cpu(7)),
+            ..Decision::any_cpu(&t, 1_000_000)
+        })
+    }
+    fn nr_held(&self) -> usize {
+        self.0.len()
+    }
+}
+
+#[test]
+fn decisions_for_a_cpu_the_task_may_not_use_are_bounced_to_the_shared_queue() {
+    let text = r#"
+name = "pinned"
+duration_s = 0.2
+[[group]]
+name = "hog"
+kind = "cpu"
+count = 3
+affinity = [0, 1]
+"#;
+    let out = Simulation::new(spec(text), cfg(8))
+        .run(Pin(VecDeque::new()))
+        .unwrap();
+    assert!(out.sim.bounced > 0);
+    assert_eq!(out.sim.bounced, out.sim.user_dispatches);
+    // Only CPUs 0 and 1 ever ran a hog.
+    assert!(out.sim.cpus[2..].iter().all(|c| c.task_ns == 0));
+    assert!(out.sim.cpus[..2].iter().all(|c| c.task_ns > 0));
+}
