@@ -1,1 +1,555 @@
-//! scx (to come).
+//! The sched_ext backend of schedkit: loads the BPF dispatcher (`bpf/schedkit.bpf.c`),
+//! attaches it as the machine's scheduler and implements [`Backend`] over its ring
+//! buffers, so that any [`schedkit_core::Policy`] schedules every task of the machine.
+//!
+//! ```no_run
+//! use schedkit_core::Runtime;
+//! use schedkit_policies::fifo::Fifo;
+//! use schedkit_scx::{ScxBackend, ScxOptions};
+//! use std::sync::atomic::AtomicBool;
+//!
+//! let backend = ScxBackend::attach(&ScxOptions::default())?;
+//! let mut rt = Runtime::new(Fifo::new(5_000_000), backend);
+//! let exit = rt.run(&AtomicBool::new(false))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The ring buffer from the kernel is consumed into a buffer reserved up front, the
+//! decisions are written straight into the user ring buffer, and the process locks its
+//! memory ([`lock_memory`]): the scheduling loop takes no page fault once started,
+//! which matters because a fault it waited on could need the very CPU it schedules.
+
+use std::cell::RefCell;
+use std::mem::{size_of, MaybeUninit};
+use std::rc::Rc;
+use std::time::Duration;
+
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, OpenObject, RingBuffer, RingBufferBuilder, UserRingBuffer};
+use schedkit_core::{
+    Backend, BackendError, Counters, Cpu, CpuTarget, Decision, ExitInfo, QueuedTask, TaskEvent,
+};
+
+mod skel {
+    #![allow(clippy::all, non_camel_case_types, non_snake_case, dead_code)]
+    include!(concat!(env!("OUT_DIR"), "/schedkit.skel.rs"));
+}
+mod sysfs;
+
+use skel::{SchedkitSkel, SchedkitSkelBuilder};
+pub use sysfs::{check_can_attach, page_faults, sched_ext_state, SchedExtState};
+
+/// Tasks events taken from the kernel in one step at most; the rest wait in the ring
+/// for the next step, so the buffer never grows.
+const EVENTS_PER_STEP: usize = 8192;
+
+/// `SCX_OPS_SWITCH_PARTIAL`: only tasks that ask for SCHED_EXT are scheduled.
+const SCX_OPS_SWITCH_PARTIAL: u64 = 8;
+
+/// How the dispatcher is loaded.
+#[derive(Debug, Clone)]
+pub struct ScxOptions {
+    /// Schedule only tasks that opt in with `SCHED_EXT` (policy 7).
+    pub partial: bool,
+    /// Slice of tasks the dispatcher schedules by itself, ns.
+    pub default_slice_ns: u64,
+    /// Name shown in `/sys/kernel/sched_ext/root/ops` after `schedkit_`.
+    pub policy_name: String,
+    /// Watchdog timeout, ms: a task runnable for longer without running ejects us.
+    pub timeout_ms: u32,
+    /// Print libbpf's messages (verifier output on failure).
+    pub verbose: bool,
+}
+
+impl Default for ScxOptions {
+    fn default() -> Self {
+        ScxOptions {
+            partial: false,
+            default_slice_ns: 5_000_000,
+            policy_name: String::new(),
+            timeout_ms: 5000,
+            verbose: false,
+        }
+    }
+}
+
+/// What can go wrong loading and attaching. Each message is one sentence that says
+/// what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ScxError {
+    #[error("schedkit run needs root to load a BPF scheduler: run it with sudo")]
+    NotRoot,
+    #[error(
+        "this kernel ({0}) has no sched_ext (CONFIG_SCHED_CLASS_EXT): run schedkit in a VM with scripts/vm.sh, or boot a kernel >= 6.12 built with it"
+    )]
+    NoSchedExt(String),
+    #[error(
+        "this kernel ({kernel}) lacks {what}, which schedkit needs: use a kernel >= 6.19 (the VM of scripts/vm.sh has one)"
+    )]
+    MissingFeature { kernel: String, what: String },
+    #[error("another sched_ext scheduler ({0}) is already attached: stop it first")]
+    AlreadyAttached(String),
+    #[error(
+        "loading the BPF dispatcher failed ({0}); run with --verbose to see the verifier's log"
+    )]
+    Load(String),
+    #[error("attaching the scheduler failed: {0}")]
+    Attach(String),
+}
+
+/// The kernel-to-user record, as laid out in `bpf/intf.h`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawQueuedTask {
+    kind: u32,
+    pid: i32,
+    prev_cpu: i32,
+    nr_cpus_allowed: u32,
+    flags: u64,
+    weight: u64,
+    vtime: u64,
+    last_run_ns: u64,
+    run_since_sleep_ns: u64,
+    nvcsw: u64,
+    sum_exec_runtime: u64,
+    generation: u64,
+    comm: [u8; 16],
+}
+
+/// The user-to-kernel record, as laid out in `bpf/intf.h`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawDecision {
+    pid: i32,
+    cpu: i32,
+    slice_ns: u64,
+    vtime: u64,
+    generation: u64,
+}
+
+/// The idle-CPU query argument, as laid out in `bpf/intf.h`.
+#[repr(C)]
+struct RawIdleQuery {
+    pid: i32,
+    prev_cpu: i32,
+}
+
+fn parse_event(data: &[u8]) -> Option<TaskEvent> {
+    if data.len() < size_of::<RawQueuedTask>() {
+        return None;
+    }
+    // SAFETY: the length is checked, the type is plain old data, the read is unaligned.
+    let raw: RawQueuedTask = unsafe { std::ptr::read_unaligned(data.as_ptr().cast()) };
+    Some(match raw.kind {
+        1 => TaskEvent::Exited(raw.pid),
+        _ => TaskEvent::Queued(QueuedTask {
+            pid: raw.pid,
+            comm: raw.comm,
+            prev_cpu: Cpu(raw.prev_cpu.max(0) as u32),
+            nr_cpus_allowed: raw.nr_cpus_allowed,
+            flags: raw.flags,
+            weight: raw.weight as u32,
+            vtime: raw.vtime,
+            last_run_ns: raw.last_run_ns,
+            run_since_sleep_ns: raw.run_since_sleep_ns,
+            nvcsw: raw.nvcsw,
+            sum_exec_runtime_ns: raw.sum_exec_runtime,
+            generation: raw.generation,
+        }),
+    })
+}
+
+/// The attached dispatcher. Dropping it detaches the scheduler; the kernel then gives
+/// every task back to its default scheduler.
+pub struct ScxBackend {
+    // Fields drop in order: detach first, then the ring buffers, then the object.
+    link: Option<Link>,
+    queued: RingBuffer<'static>,
+    user_ring: UserRingBuffer,
+    skel: SchedkitSkel<'static>,
+    /// Filled by the ring buffer callback, moved out in `drain`; capacity reserved.
+    inbox: Rc<RefCell<Vec<TaskEvent>>>,
+    consumed: u64,
+    nr_cpus: u32,
+    idle_query_fails: u64,
+}
+
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl ScxBackend {
+    /// Checks the machine, loads the dispatcher and attaches it.
+    pub fn attach(opts: &ScxOptions) -> Result<Self, ScxError> {
+        check_can_attach()?;
+        libbpf_rs::set_print(if opts.verbose {
+            Some((libbpf_rs::PrintLevel::Debug, libbpf_print))
+        } else {
+            Some((libbpf_rs::PrintLevel::Warn, libbpf_print_quiet))
+        });
+
+        // The open object lives as long as the skeleton, which owns and closes it; only
+        // its small slot is leaked, once per attach.
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = SchedkitSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| ScxError::Load(e.to_string()))?;
+
+        let ops = open.struct_ops.schedkit_ops_mut();
+        ops.hotplug_seq = sysfs::hotplug_seq();
+        ops.timeout_ms = opts.timeout_ms;
+        if opts.partial {
+            ops.flags |= SCX_OPS_SWITCH_PARTIAL;
+        }
+        let name = format!("schedkit_{}", opts.policy_name);
+        for (dst, src) in ops.name.iter_mut().zip(name.bytes().take(127)) {
+            *dst = src as i8;
+        }
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or_else(|| ScxError::Load("the object has no .rodata".into()))?;
+        rodata.usersched_tgid = std::process::id() as i32;
+        rodata.default_slice_ns = opts.default_slice_ns;
+
+        let mut skel = open.load().map_err(|e| ScxError::Load(e.to_string()))?;
+
+        let inbox = Rc::new(RefCell::new(Vec::with_capacity(EVENTS_PER_STEP)));
+        let sink = Rc::clone(&inbox);
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&skel.maps.queued, move |data: &[u8]| {
+                if let Some(ev) = parse_event(data) {
+                    sink.borrow_mut().push(ev);
+                }
+                0
+            })
+            .map_err(|e| ScxError::Load(e.to_string()))?;
+        let queued = builder.build().map_err(|e| ScxError::Load(e.to_string()))?;
+        let user_ring = UserRingBuffer::new(&skel.maps.dispatched)
+            .map_err(|e| ScxError::Load(e.to_string()))?;
+
+        // Someone may have attached between the check and now.
+        if let SchedExtState::Attached(other) = sched_ext_state() {
+            return Err(ScxError::AlreadyAttached(other));
+        }
+        let link =
+            skel.maps
+                .schedkit_ops
+                .attach_struct_ops()
+                .map_err(|e| match sched_ext_state() {
+                    SchedExtState::Attached(other) if !other.starts_with("schedkit") => {
+                        ScxError::AlreadyAttached(other)
+                    }
+                    _ => ScxError::Attach(e.to_string()),
+                })?;
+        let _ = skel.attach(); // the syscall program has nothing to attach
+        Ok(ScxBackend {
+            link: Some(link),
+            queued,
+            user_ring,
+            skel,
+            inbox,
+            consumed: 0,
+            nr_cpus: schedkit_core::topology::nr_possible_cpus(),
+            idle_query_fails: 0,
+        })
+    }
+
+    fn bss(&self) -> &skel::types::bss {
+        self.skel
+            .maps
+            .bss_data
+            .as_deref()
+            .expect("the skeleton always maps .bss")
+    }
+
+    /// Detaches the scheduler now (also done on drop).
+    pub fn detach(&mut self) {
+        self.link.take();
+    }
+
+    /// Exit events the kernel side could not report because the ring was full.
+    pub fn exit_events_lost(&self) -> u64 {
+        read(&self.bss().nr_exit_lost)
+    }
+}
+
+fn read(v: &u64) -> u64 {
+    // SAFETY: a valid reference; the value is written concurrently by BPF programs.
+    unsafe { std::ptr::read_volatile(v) }
+}
+
+fn c_str(bytes: &[i8]) -> String {
+    let b: Vec<u8> = bytes
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+impl Backend for ScxBackend {
+    fn now_ns(&self) -> u64 {
+        now_ns()
+    }
+
+    fn nr_cpus(&self) -> u32 {
+        self.nr_cpus
+    }
+
+    fn drain(&mut self, out: &mut Vec<TaskEvent>) -> Result<usize, BackendError> {
+        let room = EVENTS_PER_STEP.saturating_sub(self.inbox.borrow().len());
+        let n = self.queued.consume_raw_n(room);
+        if n < 0 {
+            return Err(BackendError::Fatal(format!(
+                "reading the ring buffer failed: {}",
+                std::io::Error::from_raw_os_error(-n)
+            )));
+        }
+        let mut inbox = self.inbox.borrow_mut();
+        let taken = inbox.len();
+        self.consumed += taken as u64;
+        out.extend(inbox.drain(..));
+        drop(inbox);
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            // SAFETY: a valid reference; only user space writes this field.
+            unsafe { std::ptr::write_volatile(&mut bss.nr_consumed, self.consumed) };
+        }
+        Ok(taken)
+    }
+
+    fn nr_queued(&self) -> u64 {
+        read(&self.bss().nr_enqueued).saturating_sub(self.consumed)
+    }
+
+    fn select_idle_cpu(&mut self, task: &QueuedTask) -> Option<Cpu> {
+        let mut q = RawIdleQuery {
+            pid: task.pid,
+            prev_cpu: task.prev_cpu.0 as i32,
+        };
+        // SAFETY: RawIdleQuery is plain old data; the slice covers exactly it.
+        let ctx = unsafe {
+            std::slice::from_raw_parts_mut((&mut q as *mut RawIdleQuery).cast::<u8>(), 8)
+        };
+        let input = libbpf_rs::ProgramInput {
+            context_in: Some(ctx),
+            ..Default::default()
+        };
+        match self.skel.progs.pick_idle_cpu.test_run(input) {
+            Ok(out) if (out.return_value as i32) >= 0 => Some(Cpu(out.return_value)),
+            Ok(_) => None,
+            Err(_) => {
+                self.idle_query_fails += 1;
+                None
+            }
+        }
+    }
+
+    fn dispatch(&mut self, d: &Decision) -> Result<(), BackendError> {
+        let raw = RawDecision {
+            pid: d.pid,
+            cpu: match d.target {
+                CpuTarget::Any => -1,
+                CpuTarget::On(c) => c.0 as i32,
+            },
+            slice_ns: d.slice_ns,
+            vtime: d.vtime,
+            generation: d.generation,
+        };
+        let mut sample = self
+            .user_ring
+            .reserve(size_of::<RawDecision>())
+            .map_err(|_| BackendError::Full)?;
+        // SAFETY: RawDecision is plain old data of exactly the reserved size.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&raw as *const RawDecision).cast::<u8>(),
+                size_of::<RawDecision>(),
+            )
+        };
+        sample.copy_from_slice(bytes);
+        self.user_ring
+            .submit(sample)
+            .map_err(|e| BackendError::Fatal(format!("sending a decision failed: {e}")))
+    }
+
+    fn step_done(&mut self, nr_held: u64) {
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            // SAFETY: a valid reference; only user space writes this field.
+            unsafe { std::ptr::write_volatile(&mut bss.nr_scheduled, nr_held) };
+        }
+    }
+
+    fn wait(&mut self) -> Result<(), BackendError> {
+        // Short when decisions wait for room in the ring, otherwise long enough to be
+        // cheap and short enough to notice an ejection or Ctrl-C promptly.
+        let held = read(&self.bss().nr_scheduled);
+        let timeout = if held > 0 {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(100)
+        };
+        // Wait for the ring to become readable without consuming it: drain takes the
+        // events, at most a buffer's worth at a time. EINTR is a signal (Ctrl-C).
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: a valid epoll fd owned by the ring buffer and room for one event.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.queued.epoll_fd(),
+                &mut ev,
+                1,
+                timeout.as_millis() as i32,
+            )
+        };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(BackendError::Fatal(format!(
+                    "waiting on the ring buffer failed: {err}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn exit_info(&mut self) -> Option<ExitInfo> {
+        let uei = &self.bss().uei;
+        // SAFETY: a valid reference; `kind` is written last by the BPF side.
+        let kind = unsafe { std::ptr::read_volatile(&uei.kind) };
+        if kind == 0 {
+            return None;
+        }
+        Some(ExitInfo {
+            kind: kind as u32,
+            exit_code: uei.exit_code,
+            reason: c_str(&uei.reason),
+            message: c_str(&uei.msg),
+        })
+    }
+
+    fn counters(&self) -> Counters {
+        let b = self.bss();
+        Counters {
+            nr_running: read(&b.nr_running),
+            nr_queued: self.nr_queued(),
+            nr_held: read(&b.nr_scheduled),
+            user_dispatches: read(&b.nr_user_dispatches),
+            kernel_dispatches: read(&b.nr_kernel_dispatches),
+            cancelled: read(&b.nr_cancel_dispatches),
+            bounced: read(&b.nr_bounce_dispatches),
+            congestion: read(&b.nr_sched_congested),
+            failed: self.idle_query_fails,
+        }
+    }
+}
+
+fn libbpf_print(_level: libbpf_rs::PrintLevel, msg: String) {
+    eprint!("libbpf: {msg}");
+}
+
+fn libbpf_print_quiet(level: libbpf_rs::PrintLevel, msg: String) {
+    // Warnings about missing optional features are noise for users; errors are not.
+    if level == libbpf_rs::PrintLevel::Warn && msg.contains("libbpf: Error") {
+        eprint!("{msg}");
+    }
+}
+
+/// Locks all present and future memory of the process, and pre-faults heap and stack,
+/// so the scheduling loop does not page-fault. Call after attaching and after starting
+/// any thread, before taking the page-fault baseline.
+pub fn lock_memory() -> std::io::Result<()> {
+    // SAFETY: plain libc calls with constant arguments.
+    unsafe {
+        // One heap arena, never trimmed, grown in large steps: memory freed in the loop
+        // is reused, never returned and faulted in again.
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+        // khugepaged collapsing our pages into a huge page later costs a fault then.
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        if libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // Pre-fault: grow the heap once (it stays, since trimming is off) and touch stack.
+    let heap: Vec<u8> = vec![1; 32 << 20];
+    std::hint::black_box(&heap);
+    drop(heap);
+    touch_stack();
+    // The vDSO's data pages are mapped on first use and not populated by mlockall.
+    std::hint::black_box(now_ns());
+    std::hint::black_box(std::time::Instant::now());
+    std::hint::black_box(std::time::SystemTime::now());
+    Ok(())
+}
+
+#[inline(never)]
+fn touch_stack() {
+    let buf = [1u8; 512 << 10];
+    std::hint::black_box(&buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_match_the_c_layout() {
+        // struct schedkit_queued_task: 4 x 4 bytes, 8 x 8 bytes, 16 bytes of comm.
+        assert_eq!(size_of::<RawQueuedTask>(), 16 + 64 + 16);
+        assert_eq!(size_of::<RawDecision>(), 32);
+        assert_eq!(size_of::<RawIdleQuery>(), 8);
+    }
+
+    #[test]
+    fn a_queued_record_becomes_a_task_and_an_exit_record_an_exit() {
+        let raw = RawQueuedTask {
+            kind: 0,
+            pid: 42,
+            prev_cpu: 1,
+            nr_cpus_allowed: 2,
+            flags: 1,
+            weight: 100,
+            vtime: 7,
+            last_run_ns: 8,
+            run_since_sleep_ns: 9,
+            nvcsw: 10,
+            sum_exec_runtime: 11,
+            generation: 12,
+            comm: *b"stress-ng\0\0\0\0\0\0\0",
+        };
+        // SAFETY: plain old data viewed as bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&raw as *const RawQueuedTask).cast::<u8>(),
+                size_of::<RawQueuedTask>(),
+            )
+        };
+        let TaskEvent::Queued(t) = parse_event(bytes).unwrap() else {
+            panic!("not a queued task")
+        };
+        assert_eq!((t.pid, t.prev_cpu, t.generation), (42, Cpu(1), 12));
+        assert_eq!(t.comm_str(), "stress-ng");
+        assert!(t.is_wakeup());
+        let exit = RawQueuedTask { kind: 1, ..raw };
+        // SAFETY: as above.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&exit as *const RawQueuedTask).cast::<u8>(),
+                size_of::<RawQueuedTask>(),
+            )
+        };
+        assert_eq!(parse_event(bytes), Some(TaskEvent::Exited(42)));
+        assert_eq!(parse_event(&bytes[..10]), None);
+    }
+}

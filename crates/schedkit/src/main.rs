@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod cmd_run;
 mod cmd_sim;
 mod cmd_workload;
+mod monitor;
 
 #[derive(Parser)]
 #[command(

@@ -1,0 +1,312 @@
+//! Live statistics: the `--stats` line, the Unix socket a running scheduler serves
+//! them on, and `schedkit monitor`, which reads it.
+//!
+//! The protocol is as small as it gets: connect to the socket, read one JSON object
+//! (the latest sample) terminated by a newline, and the server closes the connection.
+//! The socket is created mode 0600 by root, so only root can read it.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use schedkit_core::{Counters, PolicyStats};
+use serde::{Deserialize, Serialize};
+
+/// Where a running scheduler serves its statistics (`SCHEDKIT_SOCKET` overrides).
+pub fn socket_path() -> PathBuf {
+    std::env::var_os("SCHEDKIT_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/schedkit.sock"))
+}
+
+/// One sample of a running scheduler's figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sample {
+    pub policy: &'static str,
+    pub uptime_s: f64,
+    #[serde(flatten)]
+    pub counters: Counters,
+    #[serde(flatten)]
+    pub policy_stats: PolicyStats,
+    /// Page faults of the scheduler process since it attached; should stay 0.
+    pub page_faults: u64,
+}
+
+/// A sample as `schedkit monitor` reads it back.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ReadSample {
+    pub policy: String,
+    pub uptime_s: f64,
+    #[serde(flatten)]
+    pub counters: Counters,
+    #[serde(flatten)]
+    pub policy_stats: PolicyStats,
+    pub page_faults: u64,
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// The one-line form printed by `schedkit run --stats`.
+pub fn stats_line(s: &Sample) -> String {
+    let c = &s.counters;
+    let p = &s.policy_stats;
+    format!(
+        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} | page faults {} | tasks {} slice {:.2} ms vruntime spread {:.2} ms",
+        s.policy,
+        c.nr_running,
+        c.nr_queued,
+        c.nr_held,
+        c.user_dispatches,
+        c.kernel_dispatches,
+        c.cancelled,
+        c.bounced,
+        c.congestion,
+        s.page_faults,
+        p.nr_tasks,
+        ms(p.slice_ns),
+        ms(p.vruntime_spread_ns),
+    )
+}
+
+/// Holds the latest sample; a thread of its own prints it every `--stats` interval,
+/// another serves it on the socket. The scheduling loop only copies a small struct
+/// under a lock, never blocks on output.
+pub struct StatsServer {
+    latest: Arc<Mutex<Option<Sample>>>,
+    path: Option<PathBuf>,
+}
+
+impl StatsServer {
+    /// Starts the printer (if `print_every` is given) and the socket server. A socket
+    /// that cannot be served is reported once and otherwise ignored: statistics are not
+    /// worth refusing to schedule for.
+    pub fn start(print_every: Option<Duration>) -> Self {
+        let latest: Arc<Mutex<Option<Sample>>> = Arc::new(Mutex::new(None));
+        if let Some(every) = print_every {
+            let shared = Arc::clone(&latest);
+            let spawned = std::thread::Builder::new()
+                .name("schedkit-print".into())
+                .spawn(move || loop {
+                    // First use of stderr and of the formatter, before memory is locked.
+                    let _ = std::hint::black_box(std::io::stderr().lock());
+                    std::thread::sleep(every);
+                    let sample = *shared.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(s) = sample {
+                        eprintln!("{}", stats_line(&s));
+                    }
+                });
+            if let Err(e) = spawned {
+                eprintln!("schedkit: cannot start the statistics printer: {e}");
+            }
+        }
+        let path = match Self::serve(Arc::clone(&latest)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("schedkit: {e:#}; schedkit monitor will not see this scheduler");
+                None
+            }
+        };
+        StatsServer { latest, path }
+    }
+
+    fn serve(latest: Arc<Mutex<Option<Sample>>>) -> anyhow::Result<PathBuf> {
+        let path = socket_path();
+        // A socket left by a scheduler that was killed: nobody answers on it.
+        if UnixStream::connect(&path).is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        let listener = UnixListener::bind(&path)
+            .with_context(|| format!("cannot serve statistics on {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        std::thread::Builder::new()
+            .name("schedkit-stats".into())
+            .spawn(move || {
+                for mut conn in listener.incoming().flatten() {
+                    let sample = *latest.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(s) = sample {
+                        if let Ok(mut line) = serde_json::to_string(&s) {
+                            line.push('\n');
+                            let _ = conn.write_all(line.as_bytes());
+                        }
+                    }
+                }
+            })?;
+        Ok(path)
+    }
+
+    pub fn publish(&self, s: &Sample) {
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(*s);
+    }
+}
+
+impl Drop for StatsServer {
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn read_sample() -> anyhow::Result<ReadSample> {
+    let path = socket_path();
+    let conn = UnixStream::connect(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "permission denied on {}: the statistics are for root, run schedkit monitor with sudo",
+            path.display()
+        ),
+        _ => anyhow::anyhow!(
+            "no schedkit scheduler is running (nothing answers on {}): start one with schedkit run",
+            path.display()
+        ),
+    })?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line)?;
+    anyhow::ensure!(
+        !line.is_empty(),
+        "the scheduler has no statistics yet: try again in a second"
+    );
+    serde_json::from_str(&line).context("the scheduler answered with malformed statistics")
+}
+
+/// `schedkit monitor`: prints samples until Ctrl-C, or `count` of them.
+pub fn watch(interval: Duration, json: bool, count: Option<u64>) -> anyhow::Result<()> {
+    let tty = std::io::stdout().is_terminal() && !json;
+    let mut prev: Option<ReadSample> = None;
+    let mut n = 0u64;
+    loop {
+        let s = read_sample()?;
+        if json {
+            println!("{}", serde_json::to_string(&s)?);
+        } else {
+            if tty {
+                print!("\x1b[H\x1b[2J");
+            }
+            print!("{}", table(&s, prev.as_ref(), interval));
+        }
+        std::io::stdout().flush()?;
+        prev = Some(s);
+        n += 1;
+        if count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> String {
+    let c = &s.counters;
+    let rate = |now: u64, f: fn(&Counters) -> u64| -> String {
+        match prev {
+            Some(p) => format!(
+                "{:.0}/s",
+                now.saturating_sub(f(&p.counters)) as f64 / interval.as_secs_f64()
+            ),
+            None => "-".into(),
+        }
+    };
+    format!(
+        "schedkit {} up {:.0} s\n\
+         {:<22}{:>12}{:>14}\n\
+         {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
+         {:<22}{:>12}{:>14}\n{:<22}{:>12}{:>14}\n\
+         {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
+         {:<22}{:>12}\n{:<22}{:>12.2} ms\n{:<22}{:>12.2} ms\n{:<22}{:>12}\n",
+        s.policy,
+        s.uptime_s,
+        "",
+        "now/total",
+        "rate",
+        "tasks running",
+        c.nr_running,
+        "tasks queued",
+        c.nr_queued,
+        "tasks held by policy",
+        c.nr_held,
+        "user dispatches",
+        c.user_dispatches,
+        rate(c.user_dispatches, |c| c.user_dispatches),
+        "kernel dispatches",
+        c.kernel_dispatches,
+        rate(c.kernel_dispatches, |c| c.kernel_dispatches),
+        "cancelled",
+        c.cancelled,
+        "bounced",
+        c.bounced,
+        "congestion",
+        c.congestion,
+        "policy tasks",
+        s.policy_stats.nr_tasks,
+        "slice",
+        ms(s.policy_stats.slice_ns),
+        "vruntime spread",
+        ms(s.policy_stats.vruntime_spread_ns),
+        "page faults",
+        s.page_faults,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Sample {
+        Sample {
+            policy: "fifo",
+            uptime_s: 3.0,
+            counters: Counters {
+                nr_running: 2,
+                user_dispatches: 100,
+                ..Default::default()
+            },
+            policy_stats: PolicyStats {
+                slice_ns: 5_000_000,
+                ..Default::default()
+            },
+            page_faults: 0,
+        }
+    }
+
+    #[test]
+    fn stats_line_names_every_counter() {
+        let line = stats_line(&sample());
+        for word in [
+            "running 2",
+            "user 100",
+            "kernel 0",
+            "cancelled",
+            "bounced",
+            "congestion",
+            "page faults 0",
+            "slice 5.00 ms",
+        ] {
+            assert!(line.contains(word), "{word} missing in {line}");
+        }
+    }
+
+    #[test]
+    fn the_socket_serves_the_latest_sample_as_json_and_monitor_reads_it() {
+        let dir = std::env::temp_dir().join(format!("schedkit-mon-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("s.sock");
+        std::env::set_var("SCHEDKIT_SOCKET", &sock);
+        let server = StatsServer::start(None);
+        assert!(server.path.is_some());
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        server.publish(&sample());
+        let read = read_sample().unwrap();
+        assert_eq!(read.policy, "fifo");
+        assert_eq!(read.counters.user_dispatches, 100);
+        drop(server);
+        let err = read_sample().unwrap_err().to_string();
+        assert!(err.contains("no schedkit scheduler is running"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
