@@ -1,9 +1,9 @@
 //! Simulated scheduling decisions per second of wall time: how fast the simulator
-//! runs a policy (FIFO, so the policy itself costs next to nothing) and the EEVDF
-//! model on the "game while building" mix.
+//! runs a policy (FIFO, whose own cost is next to nothing, and rustland) and the
+//! EEVDF model on the "game while building" mix plus a ping-pong pair.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use schedkit_policies::fifo::Fifo;
+use schedkit_policies::{by_name, fifo::Fifo, PolicyOptions};
 use schedkit_sim::{SimConfig, Simulation};
 use schedkit_workload::Spec;
 
@@ -39,6 +39,12 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(probe.sim.decisions));
     g.bench_function("fifo: policy decisions", |b| {
         b.iter(|| sim.run(Fifo::new(5_000_000)).expect("fifo runs"))
+    });
+    let rustland = || by_name("rustland", &PolicyOptions::default()).expect("rustland exists");
+    let probe = sim.run(rustland()).expect("rustland runs");
+    g.throughput(Throughput::Elements(probe.sim.decisions));
+    g.bench_function("rustland: policy decisions", |b| {
+        b.iter(|| sim.run(rustland()).expect("rustland runs"))
     });
     let probe = sim.run_eevdf().expect("eevdf runs");
     g.throughput(Throughput::Elements(probe.sim.context_switches));

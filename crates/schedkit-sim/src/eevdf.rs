@@ -370,7 +370,7 @@ impl Machine {
         let v_dst = self.avg_v(dst);
         let e = &mut self.tasks[tid].eevdf;
         let lag = v_src as i128 - e.v as i128;
-        let dl = e.deadline - e.v;
+        let dl = e.deadline.saturating_sub(e.v);
         e.v = (v_dst as i128 - lag).max(0) as u64;
         e.deadline = e.v + dl;
         e.protect = false;

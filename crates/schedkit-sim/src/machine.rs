@@ -21,6 +21,18 @@
 //! found used up at a scheduler tick (HZ = 250 by default, as sched_ext checks slices
 //! at the tick); then it goes back to the policy. The watchdog ends the run when a
 //! runnable task has waited longer than the timeout.
+//!
+//! Simplifications, each a choice rather than an accident:
+//! - Nothing preempts a running task before its slice is over: the dispatcher only
+//!   kicks idle CPUs (as the published user-space schedulers do), so when every CPU
+//!   is busy the user-space scheduler waits for the next slice to end.
+//! - A task whose slice ends always goes back to the policy, even when nothing else
+//!   waits (the kernel may instead refill the slice of the last runnable task).
+//! - The fast path only considers the waking task's previous CPU; there is no
+//!   sync-wakeup or cache-domain placement.
+//! - Decisions reach the queues when the scheduler's step ends, all at once.
+//! - Context switches and migrations cost nothing; the user-space scheduler's steps
+//!   are the only overhead modelled.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
@@ -44,6 +56,11 @@ pub(crate) type Tid = usize;
 
 /// The pid of task number 0; pids are `PID_BASE + tid`.
 pub(crate) const PID_BASE: Pid = 1000;
+
+/// Room in the ring of decisions from user space to the kernel, per step: like the
+/// real ring, it is finite, so a policy that keeps deciding is told `Full` (and the
+/// runtime retries next step) instead of growing memory without bound.
+pub(crate) const DISPATCH_RING_CAPACITY: usize = 4096;
 
 /// The kernel's default slice for tasks the BPF side dispatches by itself.
 pub(crate) const SCX_SLICE_DFL_NS: u64 = 20_000_000;
@@ -1261,6 +1278,10 @@ impl schedkit_core::Backend for Machine {
     }
 
     fn dispatch(&mut self, decision: &Decision) -> Result<(), BackendError> {
+        if self.pending.len() >= DISPATCH_RING_CAPACITY {
+            self.counters.failed += 1;
+            return Err(BackendError::Full);
+        }
         self.pending.push(*decision);
         self.work_this_step += 1;
         self.decisions += 1;

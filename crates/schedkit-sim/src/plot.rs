@@ -77,7 +77,7 @@ pub fn comparison_svg(runs: &[SimOutput]) -> Result<String, PlotError> {
             .map(|(_, (_, v, _))| v[2])
             .fold(0.0f64, f64::max)
             .max(0.001)
-            * 1.1;
+            * 1.25;
         let mut chart = ChartBuilder::on(&top)
             .caption(format!("{title} (ms)"), ("sans-serif", 16))
             .margin(12)
@@ -123,6 +123,7 @@ pub fn comparison_svg(runs: &[SimOutput]) -> Result<String, PlotError> {
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
@@ -135,7 +136,7 @@ pub fn comparison_svg(runs: &[SimOutput]) -> Result<String, PlotError> {
                 .fold(0.0f64, f64::max)
                 .max(0.001)
                 * 100.0
-                * 1.15;
+                * 1.35;
             let mut chart = ChartBuilder::on(&bottom)
                 .caption("deadline-miss ratio (%)", ("sans-serif", 16))
                 .margin(12)
@@ -171,7 +172,7 @@ pub fn comparison_svg(runs: &[SimOutput]) -> Result<String, PlotError> {
                     let v = m.unwrap_or(0.0) * 100.0;
                     Text::new(
                         format!("{v:.1}%"),
-                        (i as f64 + 0.42, v + mmax * 0.03),
+                        (i as f64 + 0.42, v + mmax * 0.16),
                         ("sans-serif", 13),
                     )
                 }))

@@ -502,3 +502,42 @@ affinity = [0, 1]
     assert!(out.sim.cpus[2..].iter().all(|c| c.task_ns == 0));
     assert!(out.sim.cpus[..2].iter().all(|c| c.task_ns > 0));
 }
+
+/// A broken policy: it never stops deciding (always the same, stale, decision).
+struct Chatterbox(Option<QueuedTask>);
+
+impl Policy for Chatterbox {
+    fn name(&self) -> &'static str {
+        "chatterbox"
+    }
+    fn enqueue(&mut self, task: &QueuedTask, _ctx: &mut Context<'_>) {
+        self.0 = Some(*task);
+    }
+    fn dispatch(&mut self, _ctx: &mut Context<'_>) -> Option<Decision> {
+        self.0.map(|t| Decision::any_cpu(&t, 1_000_000))
+    }
+    fn nr_held(&self) -> usize {
+        0
+    }
+}
+
+#[test]
+fn a_policy_that_never_stops_deciding_fills_the_ring_instead_of_memory() {
+    let text = r#"
+name = "one hog"
+duration_s = 0.05
+[[group]]
+name = "hog"
+kind = "cpu"
+"#;
+    let out = Simulation::new(spec(text), cfg(1))
+        .run(Chatterbox(None))
+        .unwrap();
+    // The first decision runs the hog; the flood of copies is cancelled as stale.
+    assert!(out.sim.user_dispatches >= 1);
+    assert!(out.sim.cancelled > 4000, "{:?}", out.sim);
+    // Every step spends the full ring's worth of per-task cost: the hog still runs, but
+    // the scheduler's chatter shows as its CPU time.
+    assert!(out.report.group("hog").unwrap().cpu_share > 0.1, "{out:?}");
+    assert!(out.sim.scheduler_share > 0.3, "{:?}", out.sim);
+}
