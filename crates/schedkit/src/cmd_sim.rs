@@ -28,6 +28,9 @@ pub struct MachineArgs {
     /// CPU time the user-space scheduler spends per task handled, microseconds.
     #[arg(long, default_value_t = 1.0)]
     task_cost_us: f64,
+    /// Scheduler tick frequency of the simulated kernel (slices end at a tick).
+    #[arg(long, default_value_t = 250)]
+    hz: u32,
     /// The sched_ext watchdog timeout, seconds.
     #[arg(long, default_value_t = 30.0)]
     watchdog_s: f64,
@@ -93,8 +96,12 @@ impl MachineArgs {
         if self.cpus == 0 || self.cpus > 1024 {
             bail!("--cpus must be between 1 and 1024, got {}", self.cpus);
         }
+        if self.hz == 0 || self.hz > 10_000 {
+            bail!("--hz must be between 1 and 10000, got {}", self.hz);
+        }
         Ok(SimConfig {
             nr_cpus: self.cpus,
+            hz: self.hz,
             seed: self.seed,
             duration_ns: self
                 .duration
