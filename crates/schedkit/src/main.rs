@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cmd_bench;
 mod cmd_run;
 mod cmd_sim;
 mod cmd_workload;
@@ -37,6 +38,9 @@ enum Command {
     Sim(cmd_sim::SimArgs),
     /// Simulate a scenario under several policies and compare them side by side.
     Compare(cmd_sim::CompareArgs),
+    /// Medians, ratios and a chart from scripts/bench-vm.sh's raw runs.
+    #[command(hide = true)]
+    BenchReport(cmd_bench::BenchReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Command::Workload(cmd) => cmd_workload::main(cmd),
         Command::Sim(args) => cmd_sim::sim(args),
         Command::Compare(args) => cmd_sim::compare(args),
+        Command::BenchReport(args) => cmd_bench::bench_report(args),
     };
     match result {
         Ok(code) => code,

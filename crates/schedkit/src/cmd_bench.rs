@@ -1,0 +1,836 @@
+//! `schedkit bench-report RAW.json --out DIR` (hidden): turns the runs that
+//! scripts/bench-guest.sh collected in the VM into `report.md` (medians per scheduler
+//! and figure, with each figure's ratio to the kernel's default scheduler),
+//! `medians.json` (the same figures for scripts) and `chart.svg` (frame deadline-miss
+//! ratio and lateness p99 of the game-while-building periodic group).
+//!
+//! Only runs whose scheduler was still attached afterwards count: a run during which
+//! the scheduler was ejected measured the default scheduler, so it is shown as
+//! "ejected" and never enters a median.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use plotters::prelude::*;
+use schedkit_workload::Report;
+use serde::{Deserialize, Serialize};
+
+/// The label of the kernel's default scheduler: the reference of every ratio.
+const BASELINE: &str = "eevdf";
+/// The scenario and the kind of group the chart shows.
+const CHART_SCENARIO: &str = "game-while-building";
+
+#[derive(clap::Args)]
+pub struct BenchReportArgs {
+    /// The raw runs (raw.json, written by scripts/bench-guest.sh).
+    raw: PathBuf,
+    /// Directory for report.md, medians.json and chart.svg.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// raw.json as the guest script writes it.
+#[derive(Debug, Deserialize)]
+pub struct Raw {
+    pub meta: Meta,
+    pub schedulers: Vec<SchedulerEntry>,
+    pub runs: Vec<RunEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Meta {
+    pub kernel: String,
+    pub hz: Option<u64>,
+    pub cpus: u32,
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+/// One scheduler of the benchmark and how attaching and detaching it went.
+#[derive(Debug, Deserialize)]
+pub struct SchedulerEntry {
+    pub label: String,
+    #[serde(default)]
+    pub command: String,
+    #[serde(default)]
+    pub ops: String,
+    pub attached: bool,
+    #[serde(default)]
+    pub error: String,
+    pub detach_rc: Option<i64>,
+}
+
+/// One run of one benchmark under one scheduler.
+#[derive(Debug, Deserialize)]
+pub struct RunEntry {
+    pub scheduler: String,
+    pub benchmark: String,
+    pub kind: String,
+    /// "ok", "ejected" (the scheduler was not attached after the run) or "failed" (the
+    /// benchmark itself failed).
+    pub status: String,
+    pub figures: Option<serde_json::Value>,
+    pub sched_cpu_s: Option<f64>,
+    pub sched_faults: Option<i64>,
+    pub wall_s: Option<f64>,
+}
+
+/// How a figure is shown, and which way is better.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Seconds,
+    Millis,
+    Micros,
+    /// A ratio shown as a percentage.
+    Percent,
+    PerSecond,
+    Count,
+}
+
+fn format_value(v: f64, unit: Unit) -> String {
+    let num = |x: f64| {
+        if x.abs() >= 100.0 {
+            format!("{x:.0}")
+        } else if x.abs() >= 10.0 {
+            format!("{x:.1}")
+        } else {
+            format!("{x:.2}")
+        }
+    };
+    match unit {
+        Unit::Seconds => format!("{} s", num(v)),
+        Unit::Millis => format!("{} ms", num(v)),
+        Unit::Micros => format!("{} us", num(v)),
+        Unit::Percent => format!("{}%", num(v * 100.0)),
+        Unit::PerSecond => format!("{}/s", num(v)),
+        Unit::Count => format!("{v:.0}"),
+    }
+}
+
+/// The figures one run yields: (name, unit, value).
+fn run_figures(run: &RunEntry) -> Vec<(String, Unit, f64)> {
+    let mut out = Vec::new();
+    let Some(fig) = &run.figures else {
+        return out;
+    };
+    let ms = |ns: u64| ns as f64 / 1e6;
+    match run.kind.as_str() {
+        "workload" => {
+            let Ok(report) = serde_json::from_value::<Report>(fig.clone()) else {
+                return out;
+            };
+            let b = &run.benchmark;
+            for g in &report.groups {
+                let n = &g.name;
+                if let Some(p) = &g.periodic {
+                    let l = &p.start_lateness;
+                    out.push((
+                        format!("{b}: {n} deadline misses"),
+                        Unit::Percent,
+                        p.miss_ratio,
+                    ));
+                    out.push((format!("{b}: {n} lateness p50"), Unit::Millis, ms(l.p50_ns)));
+                    out.push((format!("{b}: {n} lateness p99"), Unit::Millis, ms(l.p99_ns)));
+                    out.push((format!("{b}: {n} lateness max"), Unit::Millis, ms(l.max_ns)));
+                }
+                if let Some(j) = &g.jobs {
+                    out.push((format!("{b}: {n} jobs"), Unit::PerSecond, j.jobs_per_s));
+                }
+                if let Some(pp) = &g.pingpong {
+                    let l = &pp.latency;
+                    out.push((
+                        format!("{b}: {n} round trips"),
+                        Unit::PerSecond,
+                        pp.round_trips_per_s,
+                    ));
+                    out.push((
+                        format!("{b}: {n} round trip p99"),
+                        Unit::Millis,
+                        ms(l.p99_ns),
+                    ));
+                }
+            }
+        }
+        "hackbench" => {
+            if let Some(s) = fig.get("wall_s").and_then(|v| v.as_f64()) {
+                out.push(("hackbench: wall time".into(), Unit::Seconds, s));
+            }
+        }
+        "cyclictest" => {
+            for (key, what) in [("avg_us", "avg"), ("p99_us", "p99"), ("max_us", "max")] {
+                if let Some(v) = fig.get(key).and_then(|v| v.as_f64()) {
+                    out.push((
+                        format!("cyclictest under stress-ng: {what}"),
+                        Unit::Micros,
+                        v,
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The median of `values` (the mean of the middle two for an even count); None when
+/// empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
+}
+
+/// `value / baseline`, when the baseline is a usable divisor.
+pub fn ratio(value: f64, baseline: f64) -> Option<f64> {
+    (baseline.abs() > f64::EPSILON && baseline.is_finite()).then(|| value / baseline)
+}
+
+/// One cell of the table: a scheduler's runs of one figure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cell {
+    /// Median over the runs that stayed attached.
+    pub median: Option<f64>,
+    /// Runs that count.
+    pub ok_runs: usize,
+    /// Runs of this figure's benchmark during which the scheduler was ejected.
+    pub ejected_runs: usize,
+    /// Ratio of the median to the baseline's median.
+    pub ratio: Option<f64>,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct FigureRow {
+    pub figure: String,
+    pub unit: Unit,
+    /// Per scheduler, in the order of `Summary::schedulers`.
+    pub cells: Vec<Cell>,
+}
+
+/// Per scheduler: whether it attached, what happened to its runs, what it cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchedulerSummary {
+    pub label: String,
+    pub command: String,
+    pub ops: String,
+    pub attached: bool,
+    pub error: String,
+    pub detach_rc: Option<i64>,
+    pub ok_runs: usize,
+    pub ejected_runs: usize,
+    pub failed_runs: usize,
+    /// Scheduler process CPU time over the runs' wall time (None for the kernel's own).
+    pub cpu_share: Option<f64>,
+    /// Page faults of the scheduler process during the runs.
+    pub faults: Option<i64>,
+}
+
+/// Everything the report shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub schedulers: Vec<SchedulerSummary>,
+    pub rows: Vec<FigureRow>,
+}
+
+impl Summary {
+    /// True when a scheduler failed to attach or was ejected.
+    pub fn has_failures(&self) -> bool {
+        self.schedulers
+            .iter()
+            .any(|s| !s.attached || s.ejected_runs > 0)
+    }
+
+    fn cell(&self, figure: &str, scheduler: &str) -> Option<&Cell> {
+        let i = self.schedulers.iter().position(|s| s.label == scheduler)?;
+        self.rows
+            .iter()
+            .find(|r| r.figure == figure)
+            .and_then(|r| r.cells.get(i))
+    }
+}
+
+/// Medians, ratios and per-scheduler status from the raw runs.
+pub fn summarize(raw: &Raw) -> Summary {
+    // Scheduler order: as benchmarked, then any that only appear in runs.
+    let mut labels: Vec<String> = raw.schedulers.iter().map(|s| s.label.clone()).collect();
+    for r in &raw.runs {
+        if !labels.contains(&r.scheduler) {
+            labels.push(r.scheduler.clone());
+        }
+    }
+    // Figure order: as first seen. Values of runs that count, per (figure, scheduler).
+    let mut figures: Vec<(String, Unit)> = Vec::new();
+    let mut values: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    let mut benchmark_of: BTreeMap<String, String> = BTreeMap::new();
+    for r in &raw.runs {
+        for (name, unit, v) in run_figures(r) {
+            if !figures.iter().any(|(f, _)| *f == name) {
+                figures.push((name.clone(), unit));
+            }
+            benchmark_of.insert(name.clone(), r.benchmark.clone());
+            if r.status == "ok" && v.is_finite() {
+                values
+                    .entry((name, r.scheduler.clone()))
+                    .or_default()
+                    .push(v);
+            }
+        }
+    }
+    // Benchmarks an ejected run belongs to: their figures may have no values at all.
+    for r in raw.runs.iter().filter(|r| r.status == "ejected") {
+        let known = benchmark_of.values().any(|b| *b == r.benchmark);
+        if !known {
+            let name = format!("{}: (ejected before any figure)", r.benchmark);
+            if !figures.iter().any(|(f, _)| *f == name) {
+                figures.push((name.clone(), Unit::Count));
+                benchmark_of.insert(name, r.benchmark.clone());
+            }
+        }
+    }
+    let count = |sched: &str, bench: &str, status: &str| {
+        raw.runs
+            .iter()
+            .filter(|r| r.scheduler == sched && r.benchmark == bench && r.status == status)
+            .count()
+    };
+    let rows = figures
+        .into_iter()
+        .map(|(figure, unit)| {
+            let bench = benchmark_of.get(&figure).cloned().unwrap_or_default();
+            let med = |s: &str| {
+                values
+                    .get(&(figure.clone(), s.to_string()))
+                    .and_then(|v| median(v))
+            };
+            let base = med(BASELINE);
+            let cells = labels
+                .iter()
+                .map(|s| {
+                    let m = med(s);
+                    Cell {
+                        median: m,
+                        ok_runs: values
+                            .get(&(figure.clone(), s.clone()))
+                            .map_or(0, |v| v.len()),
+                        ejected_runs: count(s, &bench, "ejected"),
+                        ratio: match (m, base) {
+                            (Some(m), Some(b)) if s != BASELINE => ratio(m, b),
+                            _ => None,
+                        },
+                    }
+                })
+                .collect();
+            FigureRow {
+                figure,
+                unit,
+                cells,
+            }
+        })
+        .collect();
+    let schedulers = labels
+        .iter()
+        .map(|label| {
+            let entry = raw.schedulers.iter().find(|s| s.label == *label);
+            let runs: Vec<&RunEntry> = raw.runs.iter().filter(|r| r.scheduler == *label).collect();
+            let of = |status: &str| runs.iter().filter(|r| r.status == status).count();
+            let counted: Vec<&&RunEntry> = runs.iter().filter(|r| r.status != "ejected").collect();
+            let cpu: Option<f64> = counted.iter().map(|r| r.sched_cpu_s).sum();
+            let wall: f64 = counted.iter().filter_map(|r| r.wall_s).sum();
+            let faults: Option<i64> = counted.iter().map(|r| r.sched_faults).sum();
+            SchedulerSummary {
+                label: label.clone(),
+                command: entry.map(|e| e.command.clone()).unwrap_or_default(),
+                ops: entry.map(|e| e.ops.clone()).unwrap_or_default(),
+                attached: !matches!(entry, Some(e) if !e.attached),
+                error: entry.map(|e| e.error.clone()).unwrap_or_default(),
+                detach_rc: entry.and_then(|e| e.detach_rc),
+                ok_runs: of("ok"),
+                ejected_runs: of("ejected"),
+                failed_runs: of("failed"),
+                cpu_share: cpu.and_then(|c| (wall > 0.0 && !counted.is_empty()).then(|| c / wall)),
+                faults: faults.filter(|_| !counted.is_empty()),
+            }
+        })
+        .collect();
+    Summary { schedulers, rows }
+}
+
+fn cell_text(cell: &Cell, unit: Unit, attached: bool) -> String {
+    if !attached {
+        return "not attached".into();
+    }
+    let mut s = match cell.median {
+        Some(m) => format_value(m, unit),
+        None if cell.ejected_runs > 0 => "ejected".into(),
+        None => "-".into(),
+    };
+    if let Some(r) = cell.ratio {
+        let _ = write!(s, " ({r:.2}x)");
+    }
+    if cell.median.is_some() && cell.ejected_runs > 0 {
+        let _ = write!(s, " [{} run(s) ejected]", cell.ejected_runs);
+    }
+    s
+}
+
+/// The benchmark's options as a Markdown list.
+fn options_text(options: &serde_json::Value) -> String {
+    let Some(map) = options.as_object() else {
+        return format!("- {options}\n");
+    };
+    let mut out = String::new();
+    for (key, value) in map {
+        let text = match value {
+            serde_json::Value::String(s) => format!("`{s}`"),
+            other => other.to_string(),
+        };
+        let _ = writeln!(out, "- {key}: {text}");
+    }
+    out
+}
+
+/// The Markdown report.
+pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> String {
+    let mut md = String::new();
+    let m = &raw.meta;
+    let _ = writeln!(md, "# schedkit benchmark\n");
+    let _ = writeln!(
+        md,
+        "Kernel {} (HZ={}), {} CPUs, {}. Options:\n\n{}",
+        m.kernel,
+        m.hz.map_or("?".into(), |h| h.to_string()),
+        m.cpus,
+        if m.date.is_empty() {
+            "date unknown"
+        } else {
+            &m.date
+        },
+        options_text(&m.options)
+    );
+    let _ = writeln!(
+        md,
+        "Medians over the runs during which the scheduler stayed attached; in brackets, \
+         the ratio to {BASELINE} (the kernel's default). Lower is better except for \
+         jobs/s and round trips/s.\n"
+    );
+    let mut header = String::from("| figure |");
+    let mut rule = String::from("|---|");
+    for s in &summary.schedulers {
+        let _ = write!(header, " {} |", s.label);
+        rule.push_str("---|");
+    }
+    let _ = writeln!(md, "{header}\n{rule}");
+    for row in &summary.rows {
+        let _ = write!(md, "| {} |", row.figure);
+        for (cell, s) in row.cells.iter().zip(&summary.schedulers) {
+            let _ = write!(md, " {} |", cell_text(cell, row.unit, s.attached));
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md, "\n## The schedulers\n");
+    let _ = writeln!(
+        md,
+        "| scheduler | command | root/ops | runs ok | runs unattached | runs failed | CPU time / wall time | page faults during runs | detach exit |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    for s in &summary.schedulers {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.label,
+            if s.command.is_empty() {
+                "(the kernel's default)".to_string()
+            } else {
+                format!("`{}`", s.command.rsplit('/').next().unwrap_or(&s.command))
+            },
+            if s.ops.is_empty() { "-" } else { &s.ops },
+            s.ok_runs,
+            s.ejected_runs,
+            s.failed_runs,
+            s.cpu_share
+                .map_or("-".into(), |c| format!("{:.2}%", c * 100.0)),
+            s.faults.map_or("-".into(), |f| f.to_string()),
+            s.detach_rc.map_or("-".into(), |r| r.to_string()),
+        );
+    }
+    for s in summary.schedulers.iter().filter(|s| !s.attached) {
+        let _ = writeln!(md, "\n**{} failed to attach**: {}", s.label, s.error.trim());
+    }
+    for s in summary.schedulers.iter().filter(|s| s.ejected_runs > 0) {
+        let _ = writeln!(
+            md,
+            "\n**{} was ejected** in {} run(s); those runs are left out of the medians.",
+            s.label, s.ejected_runs
+        );
+    }
+    if let Some(chart) = chart {
+        let _ = writeln!(
+            md,
+            "\n## {CHART_SCENARIO}: the frame loop\n\n![deadline misses and lateness p99]({chart})"
+        );
+    }
+    md
+}
+
+/// The chart's figures of one scheduler: (label, miss ratio, lateness p99 ms), None
+/// where it has no measured median.
+type ChartBar = (String, Option<f64>, Option<f64>);
+
+/// The periodic group the chart shows, and its figures per scheduler.
+fn chart_data(summary: &Summary) -> Option<(String, Vec<ChartBar>)> {
+    let prefix = format!("{CHART_SCENARIO}: ");
+    let miss = summary
+        .rows
+        .iter()
+        .find(|r| r.figure.starts_with(&prefix) && r.figure.ends_with(" deadline misses"))?;
+    let group = miss
+        .figure
+        .strip_prefix(&prefix)?
+        .strip_suffix(" deadline misses")?
+        .to_string();
+    let p99_name = format!("{prefix}{group} lateness p99");
+    let data = summary
+        .schedulers
+        .iter()
+        .map(|s| {
+            (
+                s.label.clone(),
+                summary.cell(&miss.figure, &s.label).and_then(|c| c.median),
+                summary.cell(&p99_name, &s.label).and_then(|c| c.median),
+            )
+        })
+        .collect();
+    Some((group, data))
+}
+
+fn bar_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    caption: &str,
+    bars: &[(String, Option<f64>)],
+    unit: &str,
+) -> anyhow::Result<()> {
+    let plot_err = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot draw the chart: {e}");
+    let n = bars.len().max(1);
+    let top = bars
+        .iter()
+        .filter_map(|(_, v)| *v)
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.3;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(14)
+        .x_label_area_size(28)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..n as f64, 0.0..top)
+        .map_err(|e| plot_err(&e))?;
+    let names: Vec<String> = bars.iter().map(|(s, _)| s.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(2 * n + 1)
+        .x_label_formatter(&|x: &f64| {
+            // Labels sit at the bar centres, i + 0.5.
+            let i = x - 0.5;
+            if (i - i.round()).abs() < 1e-6 && i >= 0.0 {
+                names.get(i.round() as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(unit)
+        .draw()
+        .map_err(|e| plot_err(&e))?;
+    let palette = [
+        RGBColor(110, 110, 110),
+        RGBColor(70, 130, 200),
+        RGBColor(220, 120, 40),
+        RGBColor(60, 160, 90),
+        RGBColor(160, 80, 170),
+    ];
+    for (i, (_, v)) in bars.iter().enumerate() {
+        let x = i as f64;
+        let color = palette[i % palette.len()];
+        let text = match v {
+            Some(v) => {
+                chart
+                    .draw_series([Rectangle::new(
+                        [(x + 0.25, 0.0), (x + 0.75, *v)],
+                        color.filled(),
+                    )])
+                    .map_err(|e| plot_err(&e))?;
+                if unit == "%" {
+                    format!("{v:.1}")
+                } else {
+                    format!("{v:.2}")
+                }
+            }
+            None => "no data".to_string(),
+        };
+        let y = v.unwrap_or(0.0) + top * 0.04;
+        chart
+            .draw_series([Text::new(text, (x + 0.3, y), ("sans-serif", 13))])
+            .map_err(|e| plot_err(&e))?;
+    }
+    Ok(())
+}
+
+/// The SVG chart, or None when the runs hold no game-while-building periodic group.
+pub fn render_chart(summary: &Summary, title: &str) -> anyhow::Result<Option<String>> {
+    let Some((group, data)) = chart_data(summary) else {
+        return Ok(None);
+    };
+    let plot_err = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot draw the chart: {e}");
+    let misses: Vec<(String, Option<f64>)> = data
+        .iter()
+        .map(|(s, m, _)| (s.clone(), m.map(|m| m * 100.0)))
+        .collect();
+    let p99: Vec<(String, Option<f64>)> = data.iter().map(|(s, _, p)| (s.clone(), *p)).collect();
+    let width = 260 + 180 * data.len() as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(&e))?;
+        let root = root
+            .titled(
+                &format!("{CHART_SCENARIO}, {group}: {title}"),
+                ("sans-serif", 18),
+            )
+            .map_err(|e| plot_err(&e))?;
+        let (left, right) = root.split_horizontally(width / 2);
+        bar_panel(&left, "frame deadline-miss ratio (%)", &misses, "%")?;
+        bar_panel(&right, "frame start lateness p99 (ms)", &p99, "ms")?;
+        root.present().map_err(|e| plot_err(&e))?;
+    }
+    Ok(Some(svg))
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn bench_report(args: BenchReportArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.raw)
+        .with_context(|| format!("cannot read {}", args.raw.display()))?;
+    let raw: Raw = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a benchmark's raw.json (as scripts/bench-guest.sh writes it)",
+            args.raw.display()
+        )
+    })?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let summary = summarize(&raw);
+    let title = format!(
+        "medians, {} CPUs, kernel {}",
+        raw.meta.cpus, raw.meta.kernel
+    );
+    let chart = match render_chart(&summary, &title)? {
+        Some(svg) => {
+            write(&args.out.join("chart.svg"), &svg)?;
+            Some("chart.svg")
+        }
+        None => None,
+    };
+    write(
+        &args.out.join("report.md"),
+        &render_markdown(&raw, &summary, chart),
+    )?;
+    let json = serde_json::to_string_pretty(&summary).context("cannot encode the summary")?;
+    write(&args.out.join("medians.json"), &json)?;
+    if summary.has_failures() {
+        eprintln!(
+            "schedkit bench-report: a scheduler failed to attach or was ejected: see {}",
+            args.out.join("report.md").display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload_report(scheduler: &str, miss: f64, p99_ms: f64) -> serde_json::Value {
+        serde_json::json!({
+            "scenario": "game while building", "scheduler": scheduler,
+            "duration_ns": 2_000_000_000u64, "nr_cpus": 2, "fairness": [],
+            "groups": [{
+                "name": "game", "kind": "periodic", "tasks": 1, "nice": 0,
+                "task_cpu_ns": [1], "cpu_ns": 1, "cpu_share": 0.1,
+                "periodic": {
+                    "frames": 100, "deadline_misses": (miss * 100.0) as u64, "miss_ratio": miss,
+                    "start_lateness": {"count": 100, "mean_ns": 1, "p50_ns": 1_000_000,
+                        "p90_ns": 2_000_000, "p99_ns": (p99_ms * 1e6) as u64, "max_ns": 9_000_000}
+                },
+                "jobs": null, "pingpong": null
+            }]
+        })
+    }
+
+    fn run(sched: &str, _run: u32, status: &str, miss: f64, p99_ms: f64) -> RunEntry {
+        RunEntry {
+            scheduler: sched.into(),
+            benchmark: CHART_SCENARIO.into(),
+            kind: "workload".into(),
+            status: status.into(),
+            figures: Some(workload_report(sched, miss, p99_ms)),
+            sched_cpu_s: (sched != BASELINE).then_some(0.5),
+            sched_faults: (sched != BASELINE).then_some(0),
+            wall_s: Some(2.0),
+        }
+    }
+
+    fn sched(label: &str, attached: bool) -> SchedulerEntry {
+        SchedulerEntry {
+            label: label.into(),
+            command: String::new(),
+            ops: String::new(),
+            attached,
+            error: if attached { "" } else { "did not attach" }.into(),
+            detach_rc: None,
+        }
+    }
+
+    fn raw(schedulers: Vec<SchedulerEntry>, runs: Vec<RunEntry>) -> Raw {
+        Raw {
+            meta: Meta {
+                kernel: "7.2".into(),
+                hz: Some(250),
+                cpus: 2,
+                date: String::new(),
+                options: serde_json::json!({"runs": 3}),
+            },
+            schedulers,
+            runs,
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts_and_of_nothing() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn ratio_to_a_zero_baseline_is_undefined() {
+        assert_eq!(ratio(3.0, 2.0), Some(1.5));
+        assert_eq!(ratio(3.0, 0.0), None);
+    }
+
+    #[test]
+    fn medians_and_ratios_are_per_scheduler_over_its_runs() {
+        let r = raw(
+            vec![sched("eevdf", true), sched("fifo", true)],
+            vec![
+                run("eevdf", 1, "ok", 0.10, 4.0),
+                run("eevdf", 2, "ok", 0.30, 8.0),
+                run("eevdf", 3, "ok", 0.20, 6.0),
+                run("fifo", 1, "ok", 0.05, 3.0),
+                run("fifo", 2, "ok", 0.01, 1.0),
+                run("fifo", 3, "ok", 0.02, 2.0),
+            ],
+        );
+        let s = summarize(&r);
+        let p99 = s
+            .cell("game-while-building: game lateness p99", "fifo")
+            .unwrap();
+        assert_eq!(p99.median, Some(2.0));
+        assert_eq!(p99.ratio, Some(2.0 / 6.0));
+        let base = s
+            .cell("game-while-building: game lateness p99", "eevdf")
+            .unwrap();
+        assert_eq!((base.median, base.ratio), (Some(6.0), None));
+        let md = render_markdown(&r, &s, Some("chart.svg"));
+        assert!(md.contains("| 2.00 ms (0.33x) |"), "{md}");
+        assert!(md.contains("2.00% (0.10x)"), "{md}");
+        assert!(!md.contains("ejected") && !s.has_failures());
+        assert!(md.contains("![deadline misses and lateness p99](chart.svg)"));
+        let fifo = &s.schedulers[1];
+        assert_eq!(fifo.cpu_share, Some(0.25));
+        assert_eq!(fifo.faults, Some(0));
+    }
+
+    #[test]
+    fn ejected_runs_never_enter_a_median_and_are_reported() {
+        let r = raw(
+            vec![
+                sched("eevdf", true),
+                sched("fifo", true),
+                sched("rustland", true),
+            ],
+            vec![
+                run("eevdf", 1, "ok", 0.2, 6.0),
+                // fifo: one good run, one measured after it was ejected (EEVDF's figures).
+                run("fifo", 1, "ok", 0.01, 1.0),
+                run("fifo", 2, "ejected", 0.2, 6.0),
+                // rustland: ejected in its only run.
+                run("rustland", 1, "ejected", 0.2, 6.0),
+            ],
+        );
+        let s = summarize(&r);
+        let name = "game-while-building: game lateness p99";
+        let fifo = s.cell(name, "fifo").unwrap();
+        assert_eq!((fifo.median, fifo.ejected_runs), (Some(1.0), 1));
+        let rl = s.cell(name, "rustland").unwrap();
+        assert_eq!((rl.median, rl.ratio), (None, None));
+        assert!(s.has_failures());
+        let md = render_markdown(&r, &s, None);
+        assert!(md.contains("1.00 ms (0.17x) [1 run(s) ejected]"), "{md}");
+        assert!(md.contains("| ejected |"), "{md}");
+        assert!(md.contains("**rustland was ejected** in 1 run(s)"), "{md}");
+        // The chart shows no bar for a scheduler without a measured median.
+        let (_, data) = chart_data(&s).unwrap();
+        assert_eq!(data[2], ("rustland".to_string(), None, None));
+        assert!(render_chart(&s, "test")
+            .unwrap()
+            .unwrap()
+            .contains("no data"));
+    }
+
+    #[test]
+    fn a_scheduler_that_did_not_attach_is_a_failure() {
+        let r = raw(
+            vec![sched("eevdf", true), sched("scx_x", false)],
+            vec![run("eevdf", 1, "ok", 0.2, 6.0)],
+        );
+        let s = summarize(&r);
+        assert!(s.has_failures());
+        let md = render_markdown(&r, &s, None);
+        assert!(md.contains("| not attached |"), "{md}");
+        assert!(md.contains("**scx_x failed to attach**: did not attach"));
+    }
+
+    #[test]
+    fn hackbench_and_cyclictest_figures_are_read() {
+        let mut h = run("eevdf", 1, "ok", 0.0, 0.0);
+        h.kind = "hackbench".into();
+        h.benchmark = "hackbench".into();
+        h.figures = Some(serde_json::json!({"wall_s": 4.5}));
+        let mut c = run("eevdf", 1, "ok", 0.0, 0.0);
+        c.kind = "cyclictest".into();
+        c.benchmark = "cyclictest".into();
+        c.figures = Some(serde_json::json!({"avg_us": 650, "p99_us": 3000, "max_us": 6400}));
+        let figs: Vec<_> = run_figures(&h).into_iter().chain(run_figures(&c)).collect();
+        assert_eq!(figs[0], ("hackbench: wall time".into(), Unit::Seconds, 4.5));
+        assert_eq!(figs[2].2, 3000.0);
+        assert_eq!(format_value(4.5, Unit::Seconds), "4.50 s");
+        assert_eq!(format_value(650.0, Unit::Micros), "650 us");
+    }
+}
