@@ -139,7 +139,8 @@ pub trait Backend {
     /// which has spare capacity), returning how many were added. Never blocks.
     fn drain(&mut self, out: &mut Vec<TaskEvent>) -> Result<usize, BackendError>;
 
-    /// Tasks queued on the backend's side, not yet drained.
+    /// Tasks waiting on the backend's side: not yet drained into the policy, or
+    /// dispatched and not yet running.
     fn nr_queued(&self) -> u64;
 
     /// An idle CPU for `task`, claimed for it; `None` if none is idle.

@@ -100,6 +100,8 @@ u64 nr_bounce_dispatches;
 u64 nr_sched_congested;
 u64 nr_exit_lost;	/* exit events dropped because the ring was full */
 u64 max_vtime;		/* largest vtime seen in a decision */
+u64 nr_dsq_waiting;	/* tasks in the shared and per-CPU queues, as of the last
+			 * time the scheduler woke up */
 
 /* Why the scheduler was ejected; kind is written last, user space polls it. */
 struct schedkit_exit_info {
@@ -182,6 +184,22 @@ static u64 nr_waiting_in_user(void)
 	return nr_enqueued - nr_consumed + nr_scheduled;
 }
 
+/*
+ * Tasks dispatched but not yet running are still waiting, as far as a policy that
+ * sizes slices by the number of waiting tasks is concerned. Counted when the
+ * scheduler wakes up, which is when it will next read the figure: one pass over the
+ * per-CPU queues, cheap on the machines this targets.
+ */
+static void count_dsq_waiting(void)
+{
+	u32 n = scx_bpf_nr_cpu_ids();
+	u64 total = scx_bpf_dsq_nr_queued(SHARED_DSQ);
+
+	for (u32 cpu = 0; cpu < n && cpu < MAX_CPUS; cpu++)
+		total += scx_bpf_dsq_nr_queued(PCPU_DSQ_BASE + cpu);
+	nr_dsq_waiting = total;
+}
+
 /* Wake a CPU that is idle so it runs ops.dispatch and finds the new work. */
 static void kick_idle_cpu(const struct task_struct *p)
 {
@@ -196,6 +214,9 @@ s32 BPF_PROG(schedkit_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_
 {
 	bool is_idle = false;
 	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+
+	if (is_usersched(p))
+		count_dsq_waiting();
 
 	/*
 	 * The idle fast path: the CPU is idle and nothing waits anywhere, so there is no
@@ -217,6 +238,7 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 	struct task_ctx *tctx;
 
 	if (is_usersched(p)) {
+		count_dsq_waiting();
 		scx_bpf_dsq_insert(p, SCHED_DSQ, default_slice_ns, enq_flags);
 		kick_idle_cpu(p);
 		return;

@@ -1262,7 +1262,10 @@ impl schedkit_core::Backend for Machine {
     }
 
     fn nr_queued(&self) -> u64 {
-        self.ring.len() as u64
+        // As on the kernel: on their way to the policy, or dispatched and not running.
+        let in_dsqs: usize =
+            self.shared.len() + self.cpus.iter().map(|c| c.local.len()).sum::<usize>();
+        (self.ring.len() + in_dsqs) as u64
     }
 
     fn select_idle_cpu(&mut self, task: &QueuedTask) -> Option<Cpu> {

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Everything, from a fresh Debian 12 machine: set-up, formatting, lints, unit and
+# integration tests, then the VM tests on a real sched_ext kernel and the benchmark's
+# smoke run. Exits non-zero if anything fails.
+#
+# SKIP_VM=1 skips the VM tests (for a quick loop on the host).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "set-up"
+scripts/setup.sh
+export PATH="$here/target/tools/bin:$HOME/.cargo/bin:$PATH"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit and integration tests"
+cargo test --workspace --locked
+
+step "release build"
+cargo build --release --locked -p schedkit
+
+if [ "${SKIP_VM:-0}" = 1 ]; then
+    echo "SKIP_VM=1: VM tests skipped"
+    exit 0
+fi
+
+step "VM tests: the scheduler on a sched_ext kernel"
+scripts/vm.sh bash tests/vm/scheduler.sh
+
+if [ -x tests/bench-smoke.sh ]; then
+    step "benchmark smoke run"
+    tests/bench-smoke.sh
+fi
+echo "all tests passed"

@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# Helpers for the VM tests: sourced by tests/vm/*.sh, which run as root inside the
+# sched_ext VM (scripts/vm.sh). Each test is a shell function; `check` records a
+# failed expectation with its reason, `run_test` prints PASS or FAIL per test and the
+# summary line at the end is "N passed, M failed".
+set -u
+
+ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+SCHEDKIT=${SCHEDKIT:-$ROOT/target/release/schedkit}
+LOGS=${LOGS:-$ROOT/target/vm-logs}
+SCX=/sys/kernel/sched_ext
+mkdir -p "$LOGS"
+cd /tmp || exit 1
+
+passed=0
+failed=0
+test_failed=0
+
+check() { # check DESCRIPTION COMMAND...
+    local what=$1; shift
+    if "$@"; then
+        echo "    ok: $what"
+    else
+        echo "    FAILED: $what"
+        test_failed=1
+    fi
+}
+
+run_test() { # run_test NAME
+    test_failed=0
+    echo "=== $1"
+    "$1"
+    if [ $test_failed -eq 0 ]; then
+        echo "PASS $1"; passed=$((passed + 1))
+    else
+        echo "FAIL $1"; failed=$((failed + 1))
+    fi
+    # Leave nothing attached for the next test.
+    stop_all || true
+}
+
+state() { cat $SCX/state 2>/dev/null; }
+ops() { cat $SCX/root/ops 2>/dev/null; }
+
+wait_state() { # wait_state STATE SECONDS
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        [ "$(state)" = "$1" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_scheduler LOG ARGS...: starts schedkit run ARGS in the background, sets SCHED_PID,
+# and waits until it is attached (the verifier is slow under TCG). On failure it shows
+# why: the process's exit status, its log and the kernel's last words.
+start_scheduler() {
+    local log=$1; shift
+    "$SCHEDKIT" run "$@" >"$log" 2>&1 &
+    SCHED_PID=$!
+    local i
+    for ((i = 0; i < 1800; i++)); do
+        if [ "$(state)" = enabled ] && grep -q "attached" "$log"; then
+            return 0
+        fi
+        if ! kill -0 $SCHED_PID 2>/dev/null; then
+            wait $SCHED_PID
+            echo "    schedkit run $* exited with status $? before attaching; its log:"
+            sed 's/^/    | /' "$log" | grep -v libbpf | tail -n 5
+            dmesg | tail -n 5 | sed 's/^/    dmesg| /'
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "    schedkit run $* did not attach within 180 s (state $(state))"
+    return 1
+}
+
+# Stops every schedkit process: SIGINT, then SIGKILL after a minute; waits for the
+# kernel to go back to its default scheduler.
+stop_all() {
+    pkill -INT -x schedkit 2>/dev/null
+    local i
+    for ((i = 0; i < 600; i++)); do
+        pgrep -x schedkit >/dev/null || break
+        sleep 0.1
+    done
+    pkill -KILL -x schedkit 2>/dev/null
+    wait_state disabled 60
+}
+
+# The last --stats line's figure after WORD (e.g. `stat_of LOG user` after "dispatches").
+last_stat() { # last_stat LOG REGEX-WITH-ONE-GROUP
+    grep '^\[' "$1" | tail -n 1 | sed -nE "s/.*$2.*/\1/p"
+}
+
+# No kernel bug, warning or stall report ("stall" as a word: "Installing" is fine).
+dmesg_clean() {
+    ! dmesg | grep -E 'BUG:|WARNING:|\bstall'
+}
+
+summary() {
+    echo "$passed passed, $failed failed"
+    [ $failed -eq 0 ]
+}

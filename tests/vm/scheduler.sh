@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# The scheduler on a real sched_ext kernel: attach, survive the stress mix, detach
+# cleanly, fall back to the default scheduler when killed, restart on CPU hotplug,
+# and refuse what it cannot do with one clear sentence.
+source "$(dirname "$0")/lib.sh"
+
+STRESS=(stress-ng --aggressive -M -c 4 -f 4 --affinity 4 --affinity-delay 1 --affinity-pin
+        -t "${STRESS_SECS:-30}" --temp-path /tmp)
+
+fork_load() { # many short-lived processes
+    local i
+    for ((i = 0; i < 1500; i++)); do /bin/true; done
+}
+
+survives_stress() { # survives_stress POLICY
+    local log=$LOGS/$1-stress.log
+    check "$1 attaches" start_scheduler "$log" "$1" --stats 1
+    check "root/ops names schedkit" [ "$(ops)" = "schedkit_$1" ]
+    sleep 2
+    local before; before=$(last_stat "$log" 'user ([0-9]+) kernel')
+    "${STRESS[@]}" >"$LOGS/$1-stress-ng.log" 2>&1 &
+    local stress=$!
+    fork_load
+    if [ "$1" = rustland ]; then
+        check "schedkit monitor --json returns a well-formed sample" monitor_sample
+    fi
+    wait $stress
+    check "stress-ng completed" [ $? -eq 0 ]
+    sleep 2
+    check "still attached after the load" [ "$(state)" = enabled ]
+    check "root/ops still names schedkit" [ "$(ops)" = "schedkit_$1" ]
+    local after; after=$(last_stat "$log" 'user ([0-9]+) kernel')
+    echo "    user dispatches: ${before:-?} before the load, ${after:-?} after"
+    check "user dispatches grew under the load" [ "${after:-0}" -gt "${before:-0}" ]
+    local faults; faults=$(last_stat "$log" 'page faults ([0-9]+)')
+    echo "    page faults after start-up: ${faults:-?}"
+    check "no page fault after start-up" [ "${faults:-1}" = 0 ]
+    kill -INT $SCHED_PID
+    wait $SCHED_PID
+    local rc=$?
+    check "SIGINT exits 0 (got $rc)" [ $rc -eq 0 ]
+    check "state back to disabled" wait_state disabled 10
+    check "dmesg has no BUG, WARNING or stall" dmesg_clean
+    tail -n 3 "$log" | sed 's/^/    | /'
+}
+
+monitor_sample() {
+    local out; out=$(timeout 60 "$SCHEDKIT" monitor --json --count 1 2>&1)
+    echo "    monitor (exit $?): ${out:0:160}..."
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["policy"]=="rustland" and "user_dispatches" in d and "slice_ns" in d' "$out"
+}
+
+test_fifo_survives_stress() { survives_stress fifo; }
+test_rustland_survives_stress() { survives_stress rustland; }
+
+test_sigkill_falls_back_to_the_default_scheduler() {
+    local log=$LOGS/sigkill.log
+    check "fifo attaches" start_scheduler "$log" fifo
+    stress-ng -c 4 -t 20 --temp-path /tmp >"$LOGS/sigkill-stress.log" 2>&1 &
+    local stress=$!
+    sleep 3
+    kill -KILL $SCHED_PID
+    wait $SCHED_PID 2>/dev/null
+    check "the kernel falls back to its default scheduler" wait_state disabled 30
+    wait $stress
+    check "the load still completes" [ $? -eq 0 ]
+    check "dmesg shows the scheduler disabled" sh -c 'dmesg | grep -q "schedkit_fifo\" disabled"'
+}
+
+test_restarts_after_cpu_hotplug() {
+    local log=$LOGS/hotplug.log
+    local cpu1=/sys/devices/system/cpu/cpu1/online
+    check "cpu1 can be offlined" [ -w $cpu1 ]
+    check "fifo attaches" start_scheduler "$log" fifo
+    echo 0 >$cpu1
+    sleep 1
+    echo 1 >$cpu1
+    local i
+    for ((i = 0; i < 1200; i++)); do
+        grep -q "re-attaching" "$log" && [ "$(state)" = enabled ] && break
+        sleep 0.1
+    done
+    check "the scheduler re-attached by itself" grep -q "re-attaching" "$log"
+    check "attached after the hotplug" wait_state enabled 120
+    check "the process is still running" kill -0 $SCHED_PID
+    sed 's/^/    | /' "$log" | tail -n 4
+}
+
+test_clear_errors() {
+    local log=$LOGS/errors.log out rc
+    check "fifo attaches" start_scheduler "$log" fifo
+    out=$(timeout 120 "$SCHEDKIT" run fifo 2>&1); rc=$?
+    echo "    second scheduler (exit $rc): $out"
+    check "a second scheduler is refused (exit $rc)" [ $rc -ne 0 ]
+    check "... naming the attached one" grep -q "already attached" <<<"$out"
+    check "... without a panic" sh -c "! grep -q panicked <<<'$out'"
+    kill -INT $SCHED_PID; wait $SCHED_PID
+    out=$(timeout 120 setpriv --reuid=65534 --regid=65534 --clear-groups "$SCHEDKIT" run fifo 2>&1); rc=$?
+    echo "    not root: $out"
+    check "not root is refused with a reason" sh -c "[ $rc -ne 0 ] && grep -q root <<<'$out'"
+    out=$(timeout 120 "$SCHEDKIT" run nosuch 2>&1); rc=$?
+    check "an unknown policy is refused with the list" sh -c "[ $rc -ne 0 ] && grep -q 'choose one of' <<<'$out'"
+}
+
+tests=${VM_TESTS:-"test_fifo_survives_stress test_rustland_survives_stress test_sigkill_falls_back_to_the_default_scheduler test_restarts_after_cpu_hotplug test_clear_errors"}
+echo "kernel $(uname -r), $(nproc) CPUs, sched_ext state $(state)"
+for t in $tests; do run_test "$t"; done
+summary
