@@ -330,7 +330,8 @@ impl Backend for ScxBackend {
     fn nr_queued(&self) -> u64 {
         // Tasks on their way to the policy, plus those dispatched to a queue and not
         // yet running: both wait for a CPU.
-        read(&self.bss().nr_enqueued).saturating_sub(self.consumed) + read(&self.bss().nr_dsq_waiting)
+        read(&self.bss().nr_enqueued).saturating_sub(self.consumed)
+            + read(&self.bss().nr_dsq_waiting)
     }
 
     fn select_idle_cpu(&mut self, task: &QueuedTask) -> Option<Cpu> {
