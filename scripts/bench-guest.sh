@@ -209,7 +209,9 @@ bench_scheduler() { # bench_scheduler LABEL COMMAND...
         echo "   another scheduler is attached ($(ops)): waiting for it to leave" >&2
         wait_state disabled 60
     fi
+    local attach_s=null t_start
     if [ $# -gt 0 ]; then
+        t_start=$(date +%s.%N)
         "$@" >"$log" 2>&1 &
         pid=$!
         local i
@@ -220,6 +222,7 @@ bench_scheduler() { # bench_scheduler LABEL COMMAND...
             sleep 0.1
         done
         op=$(ops)
+        attach_s=$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
         if $attached && ! kill -0 $pid 2>/dev/null; then
             attached=false
         fi
@@ -229,7 +232,7 @@ bench_scheduler() { # bench_scheduler LABEL COMMAND...
             kill -KILL $pid 2>/dev/null; wait $pid 2>/dev/null
             failures=$((failures + 1))
         else
-            echo "   attached: ops=$op pid=$pid" >&2
+            echo "   attached in $attach_s s: ops=$op pid=$pid" >&2
         fi
     fi
     if $attached; then
@@ -249,7 +252,13 @@ bench_scheduler() { # bench_scheduler LABEL COMMAND...
             local i
             for ((i = 0; i < 300; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
             if kill -0 $pid 2>/dev/null; then
-                echo "   $label did not exit after SIGINT: SIGKILL" >&2
+                # A shell-script peer started in the background ignores SIGINT.
+                echo "   $label did not exit within 30 s of SIGINT: SIGTERM" >&2
+                kill -TERM $pid 2>/dev/null
+                for ((i = 0; i < 100; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+            fi
+            if kill -0 $pid 2>/dev/null; then
+                echo "   $label did not exit after SIGTERM: SIGKILL" >&2
                 kill -KILL $pid 2>/dev/null
             fi
             wait $pid; detach_rc=$?
@@ -257,7 +266,7 @@ bench_scheduler() { # bench_scheduler LABEL COMMAND...
         fi
     fi
     local cmd; cmd=$(printf '%s ' "$@")
-    add_sched "{\"label\":$(json_str "$label"),\"command\":$(json_str "${cmd% }"),\"ops\":$(json_str "$op"),\"attached\":$attached,\"error\":$(json_str "$error"),\"detach_rc\":$detach_rc}"
+    add_sched "{\"label\":$(json_str "$label"),\"command\":$(json_str "${cmd% }"),\"ops\":$(json_str "$op"),\"attached\":$attached,\"attach_s\":$attach_s,\"error\":$(json_str "$error"),\"detach_rc\":$detach_rc}"
 }
 
 bench_scheduler eevdf

@@ -60,6 +60,9 @@ pub struct SchedulerEntry {
     #[serde(default)]
     pub ops: String,
     pub attached: bool,
+    /// Seconds from start to attached (the verifier is slow under TCG).
+    #[serde(default)]
+    pub attach_s: Option<f64>,
     #[serde(default)]
     pub error: String,
     pub detach_rc: Option<i64>,
@@ -228,6 +231,7 @@ pub struct SchedulerSummary {
     pub command: String,
     pub ops: String,
     pub attached: bool,
+    pub attach_s: Option<f64>,
     pub error: String,
     pub detach_rc: Option<i64>,
     pub ok_runs: usize,
@@ -356,6 +360,7 @@ pub fn summarize(raw: &Raw) -> Summary {
                 command: entry.map(|e| e.command.clone()).unwrap_or_default(),
                 ops: entry.map(|e| e.ops.clone()).unwrap_or_default(),
                 attached: !matches!(entry, Some(e) if !e.attached),
+                attach_s: entry.and_then(|e| e.attach_s),
                 error: entry.map(|e| e.error.clone()).unwrap_or_default(),
                 detach_rc: entry.and_then(|e| e.detach_rc),
                 ok_runs: of("ok"),
@@ -369,13 +374,15 @@ pub fn summarize(raw: &Raw) -> Summary {
     Summary { schedulers, rows }
 }
 
-fn cell_text(cell: &Cell, unit: Unit, attached: bool) -> String {
-    if !attached {
+fn cell_text(cell: &Cell, unit: Unit, sched: &SchedulerSummary) -> String {
+    if !sched.attached {
         return "not attached".into();
     }
     let mut s = match cell.median {
         Some(m) => format_value(m, unit),
         None if cell.ejected_runs > 0 => "ejected".into(),
+        // The benchmark stops a scheduler's runs at its first ejection.
+        None if sched.ejected_runs > 0 => "not run (ejected before)".into(),
         None => "-".into(),
     };
     if let Some(r) = cell.ratio {
@@ -437,20 +444,20 @@ pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> Str
     for row in &summary.rows {
         let _ = write!(md, "| {} |", row.figure);
         for (cell, s) in row.cells.iter().zip(&summary.schedulers) {
-            let _ = write!(md, " {} |", cell_text(cell, row.unit, s.attached));
+            let _ = write!(md, " {} |", cell_text(cell, row.unit, s));
         }
         let _ = writeln!(md);
     }
     let _ = writeln!(md, "\n## The schedulers\n");
     let _ = writeln!(
         md,
-        "| scheduler | command | root/ops | runs ok | runs unattached | runs failed | CPU time / wall time | page faults during runs | detach exit |"
+        "| scheduler | command | root/ops | attached in | runs ok | runs unattached | runs failed | CPU time / wall time | page faults during runs | detach exit |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
     for s in &summary.schedulers {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.label,
             if s.command.is_empty() {
                 "(the kernel's default)".to_string()
@@ -458,6 +465,7 @@ pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> Str
                 format!("`{}`", s.command.rsplit('/').next().unwrap_or(&s.command))
             },
             if s.ops.is_empty() { "-" } else { &s.ops },
+            s.attach_s.map_or("-".into(), |a| format!("{a:.1} s")),
             s.ok_runs,
             s.ejected_runs,
             s.failed_runs,
@@ -702,6 +710,7 @@ mod tests {
             command: String::new(),
             ops: String::new(),
             attached,
+            attach_s: None,
             error: if attached { "" } else { "did not attach" }.into(),
             detach_rc: None,
         }
@@ -779,9 +788,9 @@ mod tests {
                 run("eevdf", 1, "ok", 0.2, 6.0),
                 // fifo: one good run, one measured after it was ejected (EEVDF's figures).
                 run("fifo", 1, "ok", 0.01, 1.0),
-                run("fifo", 2, "ejected", 0.2, 6.0),
+                run("fifo", 2, "ejected", 0.2, 7.0),
                 // rustland: ejected in its only run.
-                run("rustland", 1, "ejected", 0.2, 6.0),
+                run("rustland", 1, "ejected", 0.2, 7.0),
             ],
         );
         let s = summarize(&r);
@@ -794,6 +803,10 @@ mod tests {
         let md = render_markdown(&r, &s, None);
         assert!(md.contains("1.00 ms (0.17x) [1 run(s) ejected]"), "{md}");
         assert!(md.contains("| ejected |"), "{md}");
+        assert!(
+            !md.contains("7.00 ms"),
+            "an ejected run's figure was shown: {md}"
+        );
         assert!(md.contains("**rustland was ejected** in 1 run(s)"), "{md}");
         // The chart shows no bar for a scheduler without a measured median.
         let (_, data) = chart_data(&s).unwrap();
