@@ -101,6 +101,10 @@ pub struct Decision {
     /// Ordering key on the kernel side: lower runs first among tasks waiting for the
     /// same CPUs.
     pub vtime: u64,
+    /// When no allowed CPU is idle, preempt the running task with the largest vtime if
+    /// this decision's vtime is lower: ordering by vtime then extends to tasks already
+    /// running, which is how a waking interactive task gets a CPU at once.
+    pub preempt: bool,
 }
 
 impl Decision {
@@ -112,6 +116,7 @@ impl Decision {
             target: CpuTarget::Any,
             slice_ns,
             vtime: 0,
+            preempt: false,
         }
     }
 }
@@ -196,6 +201,8 @@ pub struct Counters {
     pub congestion: u64,
     /// Decisions that could not be sent (ring to the kernel full); retried.
     pub failed: u64,
+    /// Running tasks preempted to let a decision with an earlier vtime run.
+    pub preemptions: u64,
 }
 
 /// A policy's own figures, for live statistics.

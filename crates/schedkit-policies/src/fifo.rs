@@ -77,6 +77,8 @@ impl Policy for Fifo {
             target,
             slice_ns: self.slice_ns,
             vtime: self.seq,
+            // First come, first served: a newcomer never displaces a running task.
+            preempt: false,
         })
     }
 

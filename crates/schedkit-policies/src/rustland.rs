@@ -295,6 +295,9 @@ impl Policy for Rustland {
             target,
             slice_ns,
             vtime: deadline,
+            // A task that just woke up and has an earlier deadline than a running one
+            // takes its CPU rather than waiting up to a slice (plus a tick) for it.
+            preempt: task.is_wakeup(),
         })
     }
 

@@ -29,12 +29,17 @@ struct schedkit_queued_task {
 };
 
 /* User to kernel, one record per decision in the "dispatched" user ring buffer. */
+enum schedkit_decision_flags {
+	SCHEDKIT_DEC_PREEMPT = 1,	/* may preempt a running task with a larger vtime */
+};
+
 struct schedkit_decision {
 	s32 pid;
 	s32 cpu;		/* a CPU, or -1 for any CPU */
 	u64 slice_ns;
 	u64 vtime;
 	u64 generation;
+	u64 flags;		/* enum schedkit_decision_flags */
 };
 
 /* Argument of the pick_idle_cpu syscall program. */

@@ -83,6 +83,13 @@ void scx_bpf_error_bstr(char *fmt, unsigned long long *data, u32 data__sz) __ksy
 /* Set by the loader before load. */
 const volatile s32 usersched_tgid;
 const volatile u64 default_slice_ns = 5000000;
+/*
+ * When the scheduler has work, no CPU is idle and it has not started running for this
+ * long, it preempts the task on the CPU it last ran on (0: never). Without this, a
+ * waking task waits for a running task's slice to end before the scheduler can even
+ * look at it, and again for a CPU afterwards.
+ */
+const volatile u64 usersched_preempt_ns = 1000000;
 
 /*
  * Counters, read by user space through the mmapped .bss. Written with atomic adds
@@ -100,7 +107,14 @@ u64 nr_bounce_dispatches;
 u64 nr_sched_congested;
 u64 nr_exit_lost;	/* exit events dropped because the ring was full */
 u64 max_vtime;		/* largest vtime seen in a decision */
-u64 nr_dsq_waiting;	/* tasks in the shared and per-CPU queues, as of the last
+u64 nr_preemptions;	/* CPUs kicked to let an earlier decision run */
+/*
+ * vtime of the task running on each CPU, or 0 for one that must not be preempted
+ * for a user-space decision (the scheduler itself, kernel threads it bypasses).
+ */
+u64 running_vtime[MAX_CPUS];
+u64 nr_dsq_waiting;
+u64 usersched_started_at;	/* when the scheduler last started running */	/* tasks in the shared and per-CPU queues, as of the last
 			 * time the scheduler woke up */
 
 /* Why the scheduler was ejected; kind is written last, user space polls it. */
@@ -238,9 +252,18 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 	struct task_ctx *tctx;
 
 	if (is_usersched(p)) {
+		s32 cpu;
+
 		count_dsq_waiting();
 		scx_bpf_dsq_insert(p, SCHED_DSQ, default_slice_ns, enq_flags);
-		kick_idle_cpu(p);
+		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+		if (cpu >= 0) {
+			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		} else if (usersched_preempt_ns &&
+			   bpf_ktime_get_ns() - usersched_started_at >= usersched_preempt_ns) {
+			scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
+			__sync_fetch_and_add(&nr_preemptions, 1);
+		}
 		return;
 	}
 	if (bypasses_user(p)) {
@@ -282,6 +305,32 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 	bpf_ringbuf_submit(e, 0);
 }
 
+/*
+ * No CPU is idle for a decision that may preempt: kick the allowed CPU whose running
+ * task has the largest vtime, if that is larger than the decision's. Racy (the task
+ * may stop meanwhile): at worst a CPU reschedules for nothing.
+ */
+static void preempt_for(const struct task_struct *p, u64 vtime)
+{
+	u32 n = scx_bpf_nr_cpu_ids();
+	s32 victim = -1;
+	u64 latest = vtime;
+
+	for (u32 cpu = 0; cpu < n && cpu < MAX_CPUS; cpu++) {
+		u64 v = running_vtime[cpu];
+
+		if (v > latest && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+			latest = v;
+			victim = cpu;
+		}
+	}
+	if (victim >= 0) {
+		running_vtime[victim] = 0; /* one kick per running task */
+		scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
+		__sync_fetch_and_add(&nr_preemptions, 1);
+	}
+}
+
 /* One decision from user space, drained in ops.dispatch. */
 static long handle_decision(struct bpf_dynptr *dynptr, void *ctx)
 {
@@ -312,10 +361,16 @@ static long handle_decision(struct bpf_dynptr *dynptr, void *ctx)
 		max_vtime = d.vtime;
 	scx_bpf_dsq_insert_vtime(p, dsq, d.slice_ns, d.vtime, 0);
 	__sync_fetch_and_add(&nr_user_dispatches, 1);
-	if (dsq == SHARED_DSQ)
-		kick_idle_cpu(p);
-	else
+	if (dsq == SHARED_DSQ) {
+		s32 idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+
+		if (idle >= 0)
+			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+		else if (d.flags & SCHEDKIT_DEC_PREEMPT)
+			preempt_for(p, d.vtime);
+	} else {
 		scx_bpf_kick_cpu(d.cpu, SCX_KICK_IDLE);
+	}
 out:
 	bpf_task_release(p);
 	return 0;
@@ -351,9 +406,15 @@ void BPF_PROG(schedkit_running, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 
+	s32 cpu = scx_bpf_task_cpu(p);
+
 	__sync_fetch_and_add(&nr_running, 1);
 	if (tctx)
 		tctx->started_at = bpf_ktime_get_ns();
+	if (cpu >= 0 && cpu < MAX_CPUS)
+		running_vtime[cpu] = (is_usersched(p) || bypasses_user(p)) ? 0 : p->scx.dsq_vtime;
+	if (is_usersched(p))
+		usersched_started_at = bpf_ktime_get_ns();
 }
 
 SEC("struct_ops/schedkit_stopping")

@@ -125,7 +125,11 @@ struct RawDecision {
     slice_ns: u64,
     vtime: u64,
     generation: u64,
+    flags: u64,
 }
+
+/// `SCHEDKIT_DEC_PREEMPT` in `bpf/intf.h`.
+const DEC_PREEMPT: u64 = 1;
 
 /// The idle-CPU query argument, as laid out in `bpf/intf.h`.
 #[repr(C)]
@@ -367,6 +371,7 @@ impl Backend for ScxBackend {
             slice_ns: d.slice_ns,
             vtime: d.vtime,
             generation: d.generation,
+            flags: if d.preempt { DEC_PREEMPT } else { 0 },
         };
         let mut sample = self
             .user_ring
@@ -451,6 +456,7 @@ impl Backend for ScxBackend {
             bounced: read(&b.nr_bounce_dispatches),
             congestion: read(&b.nr_sched_congested),
             failed: self.idle_query_fails,
+            preemptions: read(&b.nr_preemptions),
         }
     }
 }
@@ -510,7 +516,7 @@ mod tests {
     fn records_match_the_c_layout() {
         // struct schedkit_queued_task: 4 x 4 bytes, 8 x 8 bytes, 16 bytes of comm.
         assert_eq!(size_of::<RawQueuedTask>(), 16 + 64 + 16);
-        assert_eq!(size_of::<RawDecision>(), 32);
+        assert_eq!(size_of::<RawDecision>(), 40);
         assert_eq!(size_of::<RawIdleQuery>(), 8);
     }
 

@@ -250,6 +250,10 @@ pub(crate) enum Mode {
 }
 
 /// The simulated machine. In [`Mode::Scx`] it is a [`schedkit_core::Backend`].
+/// The scheduler preempts a task to run when it has work, no CPU is idle and it has
+/// not started for this long (`usersched_preempt_ns` in the dispatcher).
+const SCHED_PREEMPT_AFTER_NS: u64 = 1_000_000;
+
 pub(crate) struct Machine {
     pub(crate) cfg: SimConfig,
     pub(crate) mode: Mode,
@@ -275,6 +279,8 @@ pub(crate) struct Machine {
     exits: Vec<Pid>,
     shared: BTreeSet<(u64, u64, Tid)>,
     pending: Vec<Decision>,
+    /// Decisions for any CPU that may preempt, checked once idle CPUs took their pick.
+    preempt_waiting: Vec<(Tid, u64)>,
     sched: Sched,
     sched_epoch: u64,
     /// The scheduler holds a CPU and a step is due.
@@ -353,6 +359,7 @@ impl Machine {
             exits: Vec::with_capacity(64),
             shared: BTreeSet::new(),
             pending: Vec::with_capacity(1024),
+            preempt_waiting: Vec::with_capacity(1024),
             sched: Sched::Idle,
             sched_epoch: 0,
             sched_ready: false,
@@ -874,6 +881,15 @@ impl Machine {
             .find(|&c| self.cpu_is_idle(c))
         {
             self.scx_pick(c);
+        } else if self.now.saturating_sub(self.sched_start_ns) >= SCHED_PREEMPT_AFTER_NS {
+            // As the dispatcher does: no CPU is idle and the scheduler has not run for
+            // a while, so it preempts the task on the CPU it last ran on.
+            if let Cur::Task(t) = self.cpus[first as usize].cur {
+                self.counters.preemptions += 1;
+                self.stop_task(first);
+                self.make_runnable(t, 0);
+                self.scx_pick(first);
+            }
         }
     }
 
@@ -948,6 +964,35 @@ impl Machine {
                 self.scx_pick(c);
             }
         }
+        self.preempt_for_waiting();
+    }
+
+    /// Decisions that may preempt and found no idle CPU: as the dispatcher does, kick
+    /// the allowed CPU whose running task has the largest vtime, if larger than the
+    /// decision's; the preempted task goes back to the policy, like at slice expiry.
+    fn preempt_for_waiting(&mut self) {
+        let mut waiting = std::mem::take(&mut self.preempt_waiting);
+        for (tid, vtime) in waiting.drain(..) {
+            if self.tasks[tid].state != State::Dsq {
+                continue; // already running
+            }
+            let victim = (0..self.cpus.len() as u32)
+                .filter_map(|c| match self.cpus[c as usize].cur {
+                    Cur::Task(t) if self.tasks[tid].may_run_on(c) => {
+                        Some((self.tasks[t].dsq_vtime, c))
+                    }
+                    _ => None,
+                })
+                .filter(|&(v, _)| v > vtime)
+                .max();
+            if let Some((_, cpu)) = victim {
+                self.counters.preemptions += 1;
+                let t = self.stop_task(cpu);
+                self.make_runnable(t, 0);
+                self.scx_pick(cpu);
+            }
+        }
+        self.preempt_waiting = waiting;
     }
 
     fn apply(&mut self, d: &Decision) {
@@ -981,6 +1026,9 @@ impl Machine {
                 self.shared.insert((d.vtime, self.dsq_seq, tid));
                 self.set_state(tid, State::Dsq);
                 self.trace_dispatch(None, tid, false);
+                if d.preempt {
+                    self.preempt_waiting.push((tid, d.vtime));
+                }
             }
         }
     }

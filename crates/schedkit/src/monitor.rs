@@ -57,7 +57,7 @@ pub fn stats_line(s: &Sample) -> String {
     let c = &s.counters;
     let p = &s.policy_stats;
     format!(
-        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} | page faults {} | tasks {} slice {:.2} ms vruntime spread {:.2} ms",
+        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} preempted {} | page faults {} | tasks {} slice {:.2} ms vruntime spread {:.2} ms",
         s.policy,
         c.nr_running,
         c.nr_queued,
@@ -67,6 +67,7 @@ pub fn stats_line(s: &Sample) -> String {
         c.cancelled,
         c.bounced,
         c.congestion,
+        c.preemptions,
         s.page_faults,
         p.nr_tasks,
         ms(p.slice_ns),
@@ -216,7 +217,7 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
          {:<22}{:>12}{:>14}\n\
          {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
          {:<22}{:>12}{:>14}\n{:<22}{:>12}{:>14}\n\
-         {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
+         {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
          {:<22}{:>12}\n{:<22}{:>12.2} ms\n{:<22}{:>12.2} ms\n{:<22}{:>12}\n",
         s.policy,
         s.uptime_s,
@@ -241,6 +242,8 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
         c.bounced,
         "congestion",
         c.congestion,
+        "preempted",
+        c.preemptions,
         "policy tasks",
         s.policy_stats.nr_tasks,
         "slice",
@@ -283,6 +286,7 @@ mod tests {
             "cancelled",
             "bounced",
             "congestion",
+            "preempted 0",
             "page faults 0",
             "slice 5.00 ms",
         ] {
