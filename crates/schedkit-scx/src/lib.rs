@@ -67,7 +67,8 @@ impl Default for ScxOptions {
             partial: false,
             default_slice_ns: 5_000_000,
             policy_name: String::new(),
-            timeout_ms: 5000,
+            // Emulated machines are slow; a real stall shows within this anyway.
+            timeout_ms: 10_000,
             verbose: false,
         }
     }
@@ -473,8 +474,8 @@ fn libbpf_print_quiet(level: libbpf_rs::PrintLevel, msg: String) {
 }
 
 /// Locks all present and future memory of the process, and pre-faults heap and stack,
-/// so the scheduling loop does not page-fault. Call after attaching and after starting
-/// any thread, before taking the page-fault baseline.
+/// so the scheduling loop does not page-fault. Call before attaching: memory mapped
+/// later (ring buffers, thread stacks) is populated when it is mapped.
 pub fn lock_memory() -> std::io::Result<()> {
     // SAFETY: plain libc calls with constant arguments.
     unsafe {

@@ -107,6 +107,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let mut stats: Option<StatsServer> = None;
+    // Lock and pre-fault memory before attaching: faulting in megabytes once attached
+    // would keep the scheduler from scheduling for as long as that takes (seconds
+    // under emulation), and the watchdog would eject it.
+    schedkit_scx::lock_memory().context("cannot lock the scheduler's memory")?;
     let mut restarts = 0u32;
     loop {
         let policy = build_policy(&args)?;
@@ -128,10 +132,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }
             );
         }
-        // Threads start before memory is locked and the page-fault baseline is taken.
         let stats = stats
             .get_or_insert_with(|| StatsServer::start(args.stats.map(Duration::from_secs_f64)));
-        schedkit_scx::lock_memory().context("cannot lock the scheduler's memory")?;
         let mut rt = Runtime::new(policy, backend);
         let end = run_loop(&mut rt, &stop, stats)?;
         let (_, mut backend) = rt.into_parts();
