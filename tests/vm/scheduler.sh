@@ -94,13 +94,13 @@ test_clear_errors() {
     echo "    second scheduler (exit $rc): $out"
     check "a second scheduler is refused (exit $rc)" [ $rc -ne 0 ]
     check "... naming the attached one" grep -q "already attached" <<<"$out"
-    check "... without a panic" sh -c "! grep -q panicked <<<'$out'"
+    check "... without a panic" bash -c "! grep -q panicked <<<'$out'"
     kill -INT $SCHED_PID; wait $SCHED_PID
     out=$(timeout 120 setpriv --reuid=65534 --regid=65534 --clear-groups "$SCHEDKIT" run fifo 2>&1); rc=$?
     echo "    not root: $out"
-    check "not root is refused with a reason" sh -c "[ $rc -ne 0 ] && grep -q root <<<'$out'"
+    check "not root is refused with a reason" bash -c "[ $rc -ne 0 ] && grep -q 'needs root' <<<'$out'"
     out=$(timeout 120 "$SCHEDKIT" run nosuch 2>&1); rc=$?
-    check "an unknown policy is refused with the list" sh -c "[ $rc -ne 0 ] && grep -q 'choose one of' <<<'$out'"
+    check "an unknown policy is refused with the list" bash -c "[ $rc -ne 0 ] && grep -q 'choose one of' <<<'$out'"
 }
 
 tests=${VM_TESTS:-"test_fifo_survives_stress test_rustland_survives_stress test_sigkill_falls_back_to_the_default_scheduler test_restarts_after_cpu_hotplug test_clear_errors"}

@@ -110,6 +110,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Lock and pre-fault memory before attaching: faulting in megabytes once attached
     // would keep the scheduler from scheduling for as long as that takes (seconds
     // under emulation), and the watchdog would eject it.
+    // Not root, no sched_ext, another scheduler: say so before anything else.
+    schedkit_scx::check_can_attach()?;
     schedkit_scx::lock_memory().context("cannot lock the scheduler's memory")?;
     let mut restarts = 0u32;
     loop {
