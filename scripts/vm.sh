@@ -37,7 +37,10 @@ trap 'rm -f "$script"' EXIT
     printf '%q ' "$@"; echo
 } > "$script"
 
-exec_rc=0
+# Through a pipe: vng reopens its standard output and error, which truncates them when
+# they are a file (a CI log would lose everything printed before the VM started).
+set +e
 vng -r "$kernel" "${kvm[@]}" --cpus "${VM_CPUS:-2}" --memory "${VM_MEMORY:-2G}" \
-    --rwdir "$here" --exec "bash $script" </dev/null || exec_rc=$?
+    --rwdir "$here" --exec "bash $script" </dev/null 2>&1 | cat
+exec_rc=${PIPESTATUS[0]}
 exit $exec_rc
