@@ -48,17 +48,7 @@ HACKBENCH=(hackbench -g 4 -l "$hackbench_loops" -T)
 STRESS=(stress-ng -c $((2 * cpus)) --temp-path /tmp)
 CYCLIC=(cyclictest --policy=other -p 0 -i 2000 -D "$duration" -t 1 -q -h 50000)
 
-state() { cat $SCX/state 2>/dev/null; }
-ops() { cat $SCX/root/ops 2>/dev/null; }
-
-wait_state() { # wait_state STATE SECONDS
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        [ "$(state)" = "$1" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+source "$ROOT/scripts/scx-state.sh"
 
 json_str() { # a JSON string literal of $1
     local s=$1

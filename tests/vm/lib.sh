@@ -39,17 +39,7 @@ run_test() { # run_test NAME
     stop_all || true
 }
 
-state() { cat $SCX/state 2>/dev/null; }
-ops() { cat $SCX/root/ops 2>/dev/null; }
-
-wait_state() { # wait_state STATE SECONDS
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        [ "$(state)" = "$1" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+source "$ROOT/scripts/scx-state.sh"
 
 # start_scheduler LOG ARGS...: starts schedkit run ARGS in the background, sets SCHED_PID,
 # and waits until it is attached (the verifier is slow under TCG). On failure it shows
