@@ -926,14 +926,9 @@ impl Machine {
         }
     }
 
-    fn sched_done(&mut self) {
-        let Sched::Running(cpu) = self.sched else {
-            return;
-        };
+    /// Records on the timeline the scheduler's run on `cpu`, from its start to now.
+    fn trace_sched_run(&mut self, cpu: u32) {
         let now = self.now;
-        let c = &mut self.cpus[cpu as usize];
-        c.account(now);
-        c.cur = Cur::Idle;
         if let Some(tr) = &mut self.trace {
             if now > self.sched_start_ns {
                 tr.records.push(Record::Sched {
@@ -943,6 +938,17 @@ impl Machine {
                 });
             }
         }
+    }
+
+    fn sched_done(&mut self) {
+        let Sched::Running(cpu) = self.sched else {
+            return;
+        };
+        let now = self.now;
+        let c = &mut self.cpus[cpu as usize];
+        c.account(now);
+        c.cur = Cur::Idle;
+        self.trace_sched_run(cpu);
         let mut pending = std::mem::take(&mut self.pending);
         for d in pending.drain(..) {
             self.apply(&d);
@@ -1153,15 +1159,7 @@ impl Machine {
                 Cur::Sched => {
                     let now = self.now;
                     self.cpus[cpu as usize].account(now);
-                    if let Some(tr) = &mut self.trace {
-                        if now > self.sched_start_ns {
-                            tr.records.push(Record::Sched {
-                                cpu,
-                                start_ns: self.sched_start_ns,
-                                end_ns: now,
-                            });
-                        }
-                    }
+                    self.trace_sched_run(cpu);
                 }
                 Cur::Idle => {
                     let now = self.now;
