@@ -101,10 +101,13 @@ pub struct Decision {
     /// Ordering key on the kernel side: lower runs first among tasks waiting for the
     /// same CPUs.
     pub vtime: u64,
-    /// When no allowed CPU is idle, preempt the running task with the largest vtime if
-    /// this decision's vtime is lower: ordering by vtime then extends to tasks already
-    /// running, which is how a waking interactive task gets a CPU at once.
-    pub preempt: bool,
+    /// When no allowed CPU is idle: `Some(margin_ns)` preempts the running task with the
+    /// largest vtime if that vtime is later than this decision's by more than
+    /// `margin_ns`, so ordering by vtime extends to tasks already running (how a waking
+    /// interactive task gets a CPU at once); `None` waits for a CPU to free up. The
+    /// margin keeps near-equals from taking turns preempting each other, which costs
+    /// two switches and a round trip through the scheduler each time.
+    pub preempt_margin_ns: Option<u64>,
 }
 
 impl Decision {
@@ -116,7 +119,7 @@ impl Decision {
             target: CpuTarget::Any,
             slice_ns,
             vtime: 0,
-            preempt: false,
+            preempt_margin_ns: None,
         }
     }
 }
@@ -201,7 +204,8 @@ pub struct Counters {
     pub congestion: u64,
     /// Decisions that could not be sent (ring to the kernel full); retried.
     pub failed: u64,
-    /// Running tasks preempted to let a decision with an earlier vtime run.
+    /// Running tasks preempted to let a decision with an earlier vtime run, or the
+    /// user-space scheduler when it waited too long for a CPU.
     pub preemptions: u64,
 }
 

@@ -78,7 +78,7 @@ impl Policy for Fifo {
             slice_ns: self.slice_ns,
             vtime: self.seq,
             // First come, first served: a newcomer never displaces a running task.
-            preempt: false,
+            preempt_margin_ns: None,
         })
     }
 

@@ -28,7 +28,9 @@
 //! decision's `vtime` is the deadline, so the kernel side keeps the same order across
 //! batches. The CPU is an idle one if the machine has one (preferring the task's
 //! previous CPU), otherwise the first to free up; or always the previous CPU with
-//! `percpu_local`.
+//! `percpu_local`. A task that woke up may preempt: if no CPU is idle, the running
+//! task with the latest deadline is switched out when that deadline is later than the
+//! waking task's by more than `slice_min`.
 //!
 //! Where this departs from the published scx_rustland, and why:
 //! - The published credit is `slice_max * lat_w` taken off the vruntime floor: up to
@@ -77,17 +79,23 @@ use std::collections::{BinaryHeap, HashMap};
 
 use schedkit_core::{Context, CpuTarget, Decision, Pid, Policy, PolicyStats, QueuedTask};
 
-/// Default maximum slice: 5 ms. On a 2-CPU machine with a hog on each CPU, a waking
-/// task waits up to one slice for a CPU; 5 ms keeps that well under a 60 fps frame
-/// (16.7 ms), where the later published default of 20 ms does not. It is also about
-/// one tick at HZ=250, so a hog is not switched out more often than the tick allows.
-pub const RUSTLAND_SLICE_NS: u64 = 5_000_000;
+/// Default maximum slice: 20 ms, as the later published versions use. A waking
+/// interactive task does not wait for a hog's slice to end (it preempts, see
+/// [`Decision::preempt_margin_ns`]), so the slice only sets how often CPU-bound tasks
+/// take turns; longer turns mean fewer round trips through the scheduler. It also
+/// scales the sleeper lag and the credit cap.
+///
+/// Measured in the VM (2 vCPUs, HZ=250, 10 s runs, one boot; README's benchmark), the
+/// first defaults of 5 ms / 0.5 ms took `hackbench` to 1.9x EEVDF's time: with 160
+/// tasks waiting every slice was the minimum, so nearly every run ended at the next
+/// tick and went back through user space. 20 ms / 5 ms: 0.76x EEVDF's time, and 4.3%
+/// of game frames late against EEVDF's 60%.
+pub const RUSTLAND_SLICE_NS: u64 = 20_000_000;
 
-/// Default minimum slice: 0.5 ms. Above it, a switch (a few µs) costs about 1% of the
-/// slice; below HZ=250's 4 ms tick the kernel ends the slice at the next tick anyway,
-/// so the floor only bites on HZ=1000 kernels, where the shorter minimum favours
-/// latency when many tasks wait.
-pub const RUSTLAND_SLICE_MIN_NS: u64 = 500_000;
+/// Default minimum slice: 5 ms, a little over one tick at HZ=250 (the kernel checks
+/// slices at the tick, so anything shorter ends at the next tick anyway). It is also
+/// the wake-up preemption margin. See [`RUSTLAND_SLICE_NS`] for the measurements.
+pub const RUSTLAND_SLICE_MIN_NS: u64 = 5_000_000;
 
 /// How far (in maximum slices) below `vtime_now` a task's vruntime may lag: a task
 /// that slept gets back in at most this far ahead of the current virtual clock.
@@ -295,9 +303,13 @@ impl Policy for Rustland {
             target,
             slice_ns,
             vtime: deadline,
-            // A task that just woke up and has an earlier deadline than a running one
-            // takes its CPU rather than waiting up to a slice (plus a tick) for it.
-            preempt: task.is_wakeup(),
+            // A task that just woke up with a deadline earlier than a running task's by
+            // more than a minimum slice takes its CPU rather than waiting up to a slice
+            // (plus a tick) for it. The margin keeps tasks of the same kind (all of
+            // hackbench's, with the same credit) from preempting one another over small
+            // differences in vruntime: each preemption is two switches and one more
+            // round trip through the scheduler.
+            preempt_margin_ns: task.is_wakeup().then_some(self.slice_min_ns),
         })
     }
 
@@ -406,6 +418,20 @@ mod tests {
             dispatch_all(p, fake).iter().map(|d| d.pid).collect()
         })
         .collect()
+    }
+
+    #[test]
+    fn only_a_wakeup_may_preempt_and_only_by_more_than_the_minimum_slice() {
+        let mut fake = FakeBackend::new(1);
+        let mut p = Rustland::new(20 * MS, 5 * MS);
+        let mut t = Sim::new(1);
+        enqueue(&mut p, &mut fake, t.next(MS, 1, true));
+        let d = dispatch(&mut p, &mut fake).unwrap();
+        assert_eq!(d.preempt_margin_ns, Some(5 * MS));
+        // Back after its slice ended: it waits for a CPU like everyone else.
+        enqueue(&mut p, &mut fake, t.next(20 * MS, 0, false));
+        let d = dispatch(&mut p, &mut fake).unwrap();
+        assert_eq!(d.preempt_margin_ns, None);
     }
 
     #[test]

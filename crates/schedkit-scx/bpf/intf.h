@@ -40,6 +40,8 @@ struct schedkit_decision {
 	u64 vtime;
 	u64 generation;
 	u64 flags;		/* enum schedkit_decision_flags */
+	u64 preempt_margin_ns;	/* with SCHEDKIT_DEC_PREEMPT: preempt only a task whose
+				 * vtime is later than this one's by more than this */
 };
 
 /* Argument of the pick_idle_cpu syscall program. */

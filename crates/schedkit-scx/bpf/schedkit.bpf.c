@@ -83,13 +83,6 @@ void scx_bpf_error_bstr(char *fmt, unsigned long long *data, u32 data__sz) __ksy
 /* Set by the loader before load. */
 const volatile s32 usersched_tgid;
 const volatile u64 default_slice_ns = 5000000;
-/*
- * When the scheduler has work, no CPU is idle and it has not started running for this
- * long, it preempts the task on the CPU it last ran on (0: never). Without this, a
- * waking task waits for a running task's slice to end before the scheduler can even
- * look at it, and again for a CPU afterwards.
- */
-const volatile u64 usersched_preempt_ns = 1000000;
 
 /*
  * Counters, read by user space through the mmapped .bss. Written with atomic adds
@@ -107,15 +100,25 @@ u64 nr_bounce_dispatches;
 u64 nr_sched_congested;
 u64 nr_exit_lost;	/* exit events dropped because the ring was full */
 u64 max_vtime;		/* largest vtime seen in a decision */
-u64 nr_preemptions;	/* CPUs kicked to let an earlier decision run */
+u64 nr_preemptions;	/* slices cut short for an earlier decision or the scheduler */
 /*
  * vtime of the task running on each CPU, or 0 for one that must not be preempted
  * for a user-space decision (the scheduler itself, kernel threads it bypasses).
  */
 u64 running_vtime[MAX_CPUS];
+/* Tasks in the shared and per-CPU queues, as of the last time the scheduler woke up. */
 u64 nr_dsq_waiting;
-u64 usersched_started_at;	/* when the scheduler last started running */	/* tasks in the shared and per-CPU queues, as of the last
-			 * time the scheduler woke up */
+/* When the scheduler was queued and has not run since, or 0. */
+u64 usersched_queued_at;
+
+/*
+ * The scheduler waits at most this long, and then to the next tick, for a CPU: a tick
+ * that finds it waiting longer ends the slice of the task running there. Preempting
+ * for it as soon as it wakes (tried first, with a 1 ms grace) cost hackbench a third
+ * of its throughput in the VM; waiting for slices to end leaves a waking task
+ * queued for up to a whole slice behind CPU-bound tasks when every CPU runs one.
+ */
+#define USERSCHED_WAIT_NS	1000000ULL
 
 /* Why the scheduler was ejected; kind is written last, user space polls it. */
 struct schedkit_exit_info {
@@ -267,14 +270,15 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 
 		count_dsq_waiting();
 		scx_bpf_dsq_insert(p, SCHED_DSQ, default_slice_ns, enq_flags);
+		/*
+		 * An idle CPU runs it at once; otherwise the next CPU to free up does,
+		 * or the tick (see USERSCHED_WAIT_NS).
+		 */
+		if (!usersched_queued_at)
+			usersched_queued_at = bpf_ktime_get_ns();
 		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-		if (cpu >= 0) {
+		if (cpu >= 0)
 			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-		} else if (usersched_preempt_ns &&
-			   bpf_ktime_get_ns() - usersched_started_at >= usersched_preempt_ns) {
-			scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
-			__sync_fetch_and_add(&nr_preemptions, 1);
-		}
 		return;
 	}
 	if (bypasses_user(p)) {
@@ -318,7 +322,8 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 
 /*
  * No CPU is idle for a decision that may preempt: kick the allowed CPU whose running
- * task has the largest vtime, if that is larger than the decision's. Racy (the task
+ * task has the largest vtime, if that is larger than `vtime` (the decision's plus its
+ * margin). Racy (the task
  * may stop meanwhile): at worst a CPU reschedules for nothing.
  */
 static void preempt_for(const struct task_struct *p, u64 vtime)
@@ -385,7 +390,8 @@ static long handle_decision(struct bpf_dynptr *dynptr, void *ctx)
 		if (idle >= 0)
 			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 		else if (d.flags & SCHEDKIT_DEC_PREEMPT)
-			preempt_for(p, d.vtime);
+			preempt_for(p, d.vtime + d.preempt_margin_ns < d.vtime ?
+					       (u64)-1 : d.vtime + d.preempt_margin_ns);
 	} else {
 		scx_bpf_kick_cpu(d.cpu, SCX_KICK_IDLE);
 	}
@@ -434,7 +440,7 @@ void BPF_PROG(schedkit_running, struct task_struct *p)
 	asm volatile("" : "+r"(cpu));
 	running_vtime[cpu & (MAX_CPUS - 1)] = vtime;
 	if (is_usersched(p))
-		usersched_started_at = bpf_ktime_get_ns();
+		usersched_queued_at = 0;
 }
 
 SEC("struct_ops/schedkit_stopping")
@@ -450,6 +456,24 @@ void BPF_PROG(schedkit_stopping, struct task_struct *p, bool runnable)
 	tctx->started_at = 0;
 	tctx->last_run_ns = ran;
 	tctx->run_since_sleep_ns += ran;
+}
+
+/*
+ * The scheduler has waited too long for a CPU: end the slice of the task running
+ * here, so this CPU serves the scheduler's queue next. One CPU does it per wait (the
+ * compare-and-swap), not every CPU that ticks.
+ */
+SEC("struct_ops/schedkit_tick")
+void BPF_PROG(schedkit_tick, struct task_struct *p)
+{
+	u64 queued = usersched_queued_at;
+
+	if (!queued || is_usersched(p) || bpf_ktime_get_ns() - queued < USERSCHED_WAIT_NS)
+		return;
+	if (__sync_val_compare_and_swap(&usersched_queued_at, queued, 0) != queued)
+		return;
+	p->scx.slice = 0;
+	__sync_fetch_and_add(&nr_preemptions, 1);
 }
 
 SEC("struct_ops/schedkit_enable")
@@ -578,6 +602,7 @@ struct sched_ext_ops schedkit_ops = {
 	.runnable	= (void *)schedkit_runnable,
 	.running	= (void *)schedkit_running,
 	.stopping	= (void *)schedkit_stopping,
+	.tick		= (void *)schedkit_tick,
 	.enable		= (void *)schedkit_enable,
 	.init_task	= (void *)schedkit_init_task,
 	.exit_task	= (void *)schedkit_exit_task,

@@ -127,6 +127,7 @@ struct RawDecision {
     vtime: u64,
     generation: u64,
     flags: u64,
+    preempt_margin_ns: u64,
 }
 
 /// `SCHEDKIT_DEC_PREEMPT` in `bpf/intf.h`.
@@ -372,7 +373,12 @@ impl Backend for ScxBackend {
             slice_ns: d.slice_ns,
             vtime: d.vtime,
             generation: d.generation,
-            flags: if d.preempt { DEC_PREEMPT } else { 0 },
+            flags: if d.preempt_margin_ns.is_some() {
+                DEC_PREEMPT
+            } else {
+                0
+            },
+            preempt_margin_ns: d.preempt_margin_ns.unwrap_or(0),
         };
         let mut sample = self
             .user_ring
@@ -517,7 +523,8 @@ mod tests {
     fn records_match_the_c_layout() {
         // struct schedkit_queued_task: 4 x 4 bytes, 8 x 8 bytes, 16 bytes of comm.
         assert_eq!(size_of::<RawQueuedTask>(), 16 + 64 + 16);
-        assert_eq!(size_of::<RawDecision>(), 40);
+        // struct schedkit_decision: 2 x 4 bytes, 5 x 8 bytes.
+        assert_eq!(size_of::<RawDecision>(), 8 + 40);
         assert_eq!(size_of::<RawIdleQuery>(), 8);
     }
 

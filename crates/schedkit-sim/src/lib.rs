@@ -161,6 +161,10 @@ pub struct SimStats {
     pub cancelled: u64,
     /// Decisions for a CPU the task may not use, sent to the shared queue instead.
     pub bounced: u64,
+    /// Running tasks switched out for a decision with an earlier vtime.
+    pub preemptions: u64,
+    /// Running tasks whose slice the tick ended for the waiting user-space scheduler.
+    pub scheduler_preemptions: u64,
     /// CPU time every workload task used (finished or not), summed from the tasks'
     /// side, ns.
     pub task_cpu_ns: u64,
@@ -279,6 +283,8 @@ impl Simulation {
             kernel_dispatches: c.kernel_dispatches,
             cancelled: c.cancelled,
             bounced: c.bounced,
+            preemptions: c.preemptions,
+            scheduler_preemptions: m.sched_preemptions,
             task_cpu_ns: m.tasks.iter().map(|t| t.sum_exec_ns).sum(),
             scheduler_cpu_ns,
             scheduler_share: if capacity > 0.0 {

@@ -23,9 +23,10 @@
 //! runnable task has waited longer than the timeout.
 //!
 //! Simplifications, each a choice rather than an accident:
-//! - Nothing preempts a running task before its slice is over: the dispatcher only
-//!   kicks idle CPUs (as the published user-space schedulers do), so when every CPU
-//!   is busy the user-space scheduler waits for the next slice to end.
+//! - A running task keeps its CPU until its slice is over unless a decision that may
+//!   preempt (with a vtime earlier than the running task's by more than its margin)
+//!   finds no idle CPU, or the user-space scheduler has waited for a CPU for
+//!   [`SCHED_WAIT_NS`] at a tick, as on the dispatcher.
 //! - A task whose slice ends always goes back to the policy, even when nothing else
 //!   waits (the kernel may instead refill the slice of the last runnable task).
 //! - The fast path only considers the waking task's previous CPU; there is no
@@ -249,11 +250,11 @@ pub(crate) enum Mode {
     Eevdf,
 }
 
-/// The simulated machine. In [`Mode::Scx`] it is a [`schedkit_core::Backend`].
-/// The scheduler preempts a task to run when it has work, no CPU is idle and it has
-/// not started for this long (`usersched_preempt_ns` in the dispatcher).
-const SCHED_PREEMPT_AFTER_NS: u64 = 1_000_000;
+/// A tick that finds the user-space scheduler waiting for a CPU this long ends one
+/// running task's slice for it (`USERSCHED_WAIT_NS` in the dispatcher).
+const SCHED_WAIT_NS: u64 = 1_000_000;
 
+/// The simulated machine. In [`Mode::Scx`] it is a [`schedkit_core::Backend`].
 pub(crate) struct Machine {
     pub(crate) cfg: SimConfig,
     pub(crate) mode: Mode,
@@ -287,6 +288,10 @@ pub(crate) struct Machine {
     sched_ready: bool,
     sched_last_cpu: u32,
     sched_start_ns: u64,
+    /// When the scheduler last started waiting for a CPU.
+    sched_needed_ns: u64,
+    /// Slices ended for the scheduler by the tick.
+    pub(crate) sched_preemptions: u64,
     sched_until_ns: u64,
     held: u64,
     work_this_step: u64,
@@ -365,6 +370,8 @@ impl Machine {
             sched_ready: false,
             sched_last_cpu: 0,
             sched_start_ns: 0,
+            sched_needed_ns: 0,
+            sched_preemptions: 0,
             sched_until_ns: 0,
             held: 0,
             work_this_step: 0,
@@ -874,6 +881,7 @@ impl Machine {
             return;
         }
         self.sched = Sched::Needed;
+        self.sched_needed_ns = self.now;
         let n = self.cpus.len() as u32;
         let first = self.sched_last_cpu;
         if let Some(c) = (0..n)
@@ -881,15 +889,6 @@ impl Machine {
             .find(|&c| self.cpu_is_idle(c))
         {
             self.scx_pick(c);
-        } else if self.now.saturating_sub(self.sched_start_ns) >= SCHED_PREEMPT_AFTER_NS {
-            // As the dispatcher does: no CPU is idle and the scheduler has not run for
-            // a while, so it preempts the task on the CPU it last ran on.
-            if let Cur::Task(t) = self.cpus[first as usize].cur {
-                self.counters.preemptions += 1;
-                self.stop_task(first);
-                self.make_runnable(t, 0);
-                self.scx_pick(first);
-            }
         }
     }
 
@@ -975,7 +974,7 @@ impl Machine {
 
     /// Decisions that may preempt and found no idle CPU: as the dispatcher does, kick
     /// the allowed CPU whose running task has the largest vtime, if larger than the
-    /// decision's; the preempted task goes back to the policy, like at slice expiry.
+    /// decision's plus its margin; the preempted task goes back to the policy, like at slice expiry.
     fn preempt_for_waiting(&mut self) {
         let mut waiting = std::mem::take(&mut self.preempt_waiting);
         for (tid, vtime) in waiting.drain(..) {
@@ -1032,8 +1031,9 @@ impl Machine {
                 self.shared.insert((d.vtime, self.dsq_seq, tid));
                 self.set_state(tid, State::Dsq);
                 self.trace_dispatch(None, tid, false);
-                if d.preempt {
-                    self.preempt_waiting.push((tid, d.vtime));
+                if let Some(margin) = d.preempt_margin_ns {
+                    self.preempt_waiting
+                        .push((tid, d.vtime.saturating_add(margin)));
                 }
             }
         }
@@ -1057,6 +1057,24 @@ impl Machine {
         if self.held > 0 {
             // The scheduler holds tasks: its periodic wake-up lets it try again.
             self.sched_wake();
+        }
+        if self.sched == Sched::Needed && self.now - self.sched_needed_ns >= SCHED_WAIT_NS {
+            // It has waited too long for a CPU: the first CPU found running a task
+            // (from the one it ran on last) ends that task's slice for it.
+            let n = self.cpus.len() as u32;
+            let first = self.sched_last_cpu;
+            if let Some(cpu) = (0..n)
+                .map(|i| (first + i) % n)
+                .find(|&c| matches!(self.cpus[c as usize].cur, Cur::Task(_)))
+            {
+                let Cur::Task(tid) = self.cpus[cpu as usize].cur else {
+                    unreachable!("found running a task");
+                };
+                self.sched_preemptions += 1;
+                self.stop_task(cpu);
+                self.make_runnable(tid, 0);
+                self.scx_pick(cpu);
+            }
         }
     }
 

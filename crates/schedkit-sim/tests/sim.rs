@@ -446,17 +446,18 @@ fn game_while_building() -> Spec {
 #[test]
 fn fifo_lets_the_build_delay_the_game_more_than_rustland() {
     let sim = Simulation::new(game_while_building(), cfg(2));
-    let miss = |out: &SimOutput| {
-        let p = out.report.group("game").unwrap().periodic.clone().unwrap();
-        (p.miss_ratio, p.start_lateness.p99_ns)
-    };
-    let (fifo_miss, fifo_p99) = miss(&run(&sim, "fifo"));
-    let (rl_miss, rl_p99) = miss(&run(&sim, "rustland"));
-    assert!(
-        rl_miss < fifo_miss,
-        "rustland misses {rl_miss}, fifo {fifo_miss}"
-    );
-    assert!(rl_p99 < fifo_p99, "rustland p99 {rl_p99}, fifo {fifo_p99}");
+    let game = |out: &SimOutput| out.report.group("game").unwrap().periodic.clone().unwrap();
+    let fifo = game(&run(&sim, "fifo"));
+    let rl = game(&run(&sim, "rustland"));
+    // Both meet nearly every deadline here (the scheduler gets a CPU within a tick);
+    // rustland starts frames sooner.
+    assert!(rl.miss_ratio <= 0.01, "rustland misses {}", rl.miss_ratio);
+    for (name, f, r) in [
+        ("p50", fifo.start_lateness.p50_ns, rl.start_lateness.p50_ns),
+        ("p99", fifo.start_lateness.p99_ns, rl.start_lateness.p99_ns),
+    ] {
+        assert!(r < f, "lateness {name}: rustland {r}, fifo {f}");
+    }
 }
 
 /// A policy that keeps tasks in arrival order but sends each to the CPU it asks for,
@@ -501,6 +502,70 @@ affinity = [0, 1]
     // Only CPUs 0 and 1 ever ran a hog.
     assert!(out.sim.cpus[2..].iter().all(|c| c.task_ns == 0));
     assert!(out.sim.cpus[..2].iter().all(|c| c.task_ns > 0));
+}
+
+/// Arrival order, but a task that woke up gets vtime 0 and may preempt with `margin`,
+/// while any other enqueue (a hog whose slice ended) gets vtime 10 ms.
+struct Waker {
+    queue: VecDeque<QueuedTask>,
+    margin_ns: u64,
+}
+
+impl Policy for Waker {
+    fn name(&self) -> &'static str {
+        "waker"
+    }
+    fn enqueue(&mut self, task: &QueuedTask, _ctx: &mut Context<'_>) {
+        self.queue.push_back(*task);
+    }
+    fn dispatch(&mut self, _ctx: &mut Context<'_>) -> Option<Decision> {
+        let t = self.queue.pop_front()?;
+        let wakeup = t.is_wakeup();
+        Some(Decision {
+            vtime: if wakeup { 0 } else { 10_000_000 },
+            preempt_margin_ns: wakeup.then_some(self.margin_ns),
+            ..Decision::any_cpu(&t, 50_000_000)
+        })
+    }
+    fn nr_held(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+#[test]
+fn a_scheduler_waiting_behind_hogs_gets_a_cpu_at_the_next_tick() {
+    let text = r#"
+name = "tick and hog"
+duration_s = 0.5
+[[group]]
+name = "tick"
+kind = "periodic"
+period_ms = 10
+work_ms = 0.2
+[[group]]
+name = "hog"
+kind = "cpu"
+count = 2
+"#;
+    // Two hogs with 50 ms slices on two CPUs: the scheduler only gets a CPU when the
+    // tick ends a hog's slice for it.
+    let sim = Simulation::new(spec(text), cfg(2));
+    let run = |margin_ns| {
+        sim.run(Waker {
+            queue: VecDeque::new(),
+            margin_ns,
+        })
+        .unwrap()
+    };
+    let out = run(20_000_000);
+    assert!(out.sim.scheduler_preemptions > 0, "{:?}", out.sim);
+    let tick = out.report.group("tick").unwrap().periodic.clone().unwrap();
+    // Within a tick (4 ms) and the wait before it (1 ms), not a 50 ms slice.
+    assert!(
+        tick.start_lateness.max_ns <= 5_500_000,
+        "{:?}",
+        tick.start_lateness
+    );
 }
 
 /// A broken policy: it never stops deciding (always the same, stale, decision).
