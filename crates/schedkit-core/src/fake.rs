@@ -19,6 +19,7 @@ pub struct FakeBackend {
     counters: Counters,
     exit: Option<ExitInfo>,
     last_held: u64,
+    scheduler_cpu_ns: u64,
 }
 
 impl FakeBackend {
@@ -50,6 +51,11 @@ impl FakeBackend {
 
     pub fn set_now(&mut self, now_ns: u64) {
         self.now_ns = now_ns;
+    }
+
+    /// Sets what [`Backend::scheduler_cpu_ns`] reports.
+    pub fn set_scheduler_cpu_ns(&mut self, ns: u64) {
+        self.scheduler_cpu_ns = ns;
     }
 
     /// At most `n` decisions accepted per step; more get [`BackendError::Full`].
@@ -146,5 +152,9 @@ impl Backend for FakeBackend {
         c.nr_queued = self.events.len() as u64;
         c.nr_held = self.last_held;
         c
+    }
+
+    fn scheduler_cpu_ns(&self) -> u64 {
+        self.scheduler_cpu_ns
     }
 }

@@ -162,6 +162,12 @@ pub trait Backend {
 
     /// The backend's live counters.
     fn counters(&self) -> Counters;
+
+    /// CPU time the scheduler (the thread running the loop) has used so far, ns; 0 if
+    /// the backend cannot tell.
+    fn scheduler_cpu_ns(&self) -> u64 {
+        0
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for &mut B {
@@ -194,5 +200,8 @@ impl<B: Backend + ?Sized> Backend for &mut B {
     }
     fn counters(&self) -> Counters {
         (**self).counters()
+    }
+    fn scheduler_cpu_ns(&self) -> u64 {
+        (**self).scheduler_cpu_ns()
     }
 }

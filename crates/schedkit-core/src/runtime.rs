@@ -11,6 +11,11 @@ use crate::{Backend, BackendError, Context, Counters, Decision, ExitInfo, Policy
 /// that many tasks becoming runnable between two steps.
 const EVENT_CAPACITY: usize = 8192;
 
+/// The scheduler's CPU time per task event is sampled once this many events have been
+/// handled since the last sample: often enough to follow the load, rarely enough that
+/// reading the clock costs nothing.
+const TRIP_COST_SAMPLE_EVENTS: u64 = 256;
+
 /// What one [`Runtime::step`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StepReport {
@@ -29,6 +34,13 @@ pub struct Runtime<P, B> {
     events: Vec<TaskEvent>,
     /// Decisions the backend refused as full, sent first next step, in order.
     pending: VecDeque<Decision>,
+    /// Moving average of the scheduler's CPU time per task event, ns.
+    trip_cost_ns: u64,
+    /// Task events handled, and the scheduler's CPU time, at the last sample (none
+    /// before the first step: what the process spent before, loading the BPF program
+    /// say, is not a trip's cost).
+    events_seen: u64,
+    sample: Option<(u64, u64)>,
 }
 
 impl<P: Policy, B: Backend> Runtime<P, B> {
@@ -38,7 +50,39 @@ impl<P: Policy, B: Backend> Runtime<P, B> {
             backend,
             events: Vec::with_capacity(EVENT_CAPACITY),
             pending: VecDeque::with_capacity(EVENT_CAPACITY),
+            trip_cost_ns: 0,
+            events_seen: 0,
+            sample: None,
         }
+    }
+
+    /// CPU time the scheduler spends on one task's trip through it (reading it,
+    /// deciding, sending the decision), ns: a moving average of its own CPU time per
+    /// task event, 0 until measured or when the backend cannot tell. Machine time a
+    /// task costs on top of its own run each time it goes through user space.
+    pub fn trip_cost_ns(&self) -> u64 {
+        self.trip_cost_ns
+    }
+
+    /// Samples the scheduler's CPU time once enough events have gone through: the
+    /// average over those events, folded into a moving average (weight 1/4).
+    fn sample_trip_cost(&mut self) {
+        let Some((events0, cpu0)) = self.sample else {
+            self.sample = Some((self.events_seen, self.backend.scheduler_cpu_ns()));
+            return;
+        };
+        let events = self.events_seen - events0;
+        if events < TRIP_COST_SAMPLE_EVENTS {
+            return;
+        }
+        let cpu = self.backend.scheduler_cpu_ns();
+        let per_event = cpu.saturating_sub(cpu0) / events;
+        self.trip_cost_ns = if self.trip_cost_ns == 0 {
+            per_event
+        } else {
+            self.trip_cost_ns - self.trip_cost_ns / 4 + per_event / 4
+        };
+        self.sample = Some((self.events_seen, cpu));
     }
 
     pub fn policy(&self) -> &P {
@@ -62,6 +106,7 @@ impl<P: Policy, B: Backend> Runtime<P, B> {
     pub fn counters(&self) -> Counters {
         let mut c = self.backend.counters();
         c.nr_held = (self.policy.nr_held() + self.pending.len()) as u64;
+        c.trip_cost_ns = self.trip_cost_ns;
         c
     }
 
@@ -69,6 +114,8 @@ impl<P: Policy, B: Backend> Runtime<P, B> {
     pub fn step(&mut self) -> Result<StepReport, BackendError> {
         self.events.clear();
         let drained = self.backend.drain(&mut self.events)?;
+        self.events_seen += drained as u64;
+        self.sample_trip_cost();
         for ev in &self.events {
             match ev {
                 TaskEvent::Queued(task) => {

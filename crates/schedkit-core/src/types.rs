@@ -207,6 +207,10 @@ pub struct Counters {
     /// Running tasks preempted to let a decision with an earlier vtime run, or the
     /// user-space scheduler when it waited too long for a CPU.
     pub preemptions: u64,
+    /// The scheduler's CPU time per task it handles, moving average, ns (filled in by
+    /// the runtime; see `Runtime::trip_cost_ns`).
+    #[serde(default)]
+    pub trip_cost_ns: u64,
 }
 
 /// A policy's own figures, for live statistics.

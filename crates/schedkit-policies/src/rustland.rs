@@ -607,6 +607,36 @@ mod tests {
     }
 
     #[test]
+    fn the_runtime_measures_the_schedulers_cpu_time_per_task() {
+        let mut fake = FakeBackend::new(1);
+        // Spent before the loop started (loading, say): not a trip's cost.
+        fake.set_scheduler_cpu_ns(5 * SEC);
+        let mut rt = Runtime::new(Rustland::default(), fake);
+        let push = |rt: &mut Runtime<Rustland, FakeBackend>, generation| {
+            for pid in 1..=256 {
+                rt.backend_mut().push_task(QueuedTask::new(pid, generation));
+            }
+        };
+        // The first step only takes the reference sample.
+        push(&mut rt, 1);
+        rt.step().unwrap();
+        assert_eq!(rt.trip_cost_ns(), 0);
+        // 100 µs of the scheduler's CPU time per task over the next 256 tasks.
+        rt.backend_mut()
+            .set_scheduler_cpu_ns(5 * SEC + 256 * 100_000);
+        push(&mut rt, 2);
+        rt.step().unwrap();
+        assert_eq!(rt.trip_cost_ns(), 100_000);
+        assert_eq!(rt.counters().trip_cost_ns, 100_000);
+        // Then a moving average: 300 µs per task moves it a quarter of the way.
+        rt.backend_mut()
+            .set_scheduler_cpu_ns(5 * SEC + 256 * 100_000 + 256 * 300_000);
+        push(&mut rt, 3);
+        rt.step().unwrap();
+        assert_eq!(rt.trip_cost_ns(), 150_000);
+    }
+
+    #[test]
     fn exited_task_state_is_dropped() {
         let mut fake = FakeBackend::new(2);
         for pid in 1..=3 {

@@ -451,6 +451,18 @@ impl Backend for ScxBackend {
         })
     }
 
+    fn scheduler_cpu_ns(&self) -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid timespec to write into. The loop runs on this thread.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+            return 0;
+        }
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+
     fn counters(&self) -> Counters {
         let b = self.bss();
         Counters {
@@ -464,6 +476,8 @@ impl Backend for ScxBackend {
             congestion: read(&b.nr_sched_congested),
             failed: self.idle_query_fails,
             preemptions: read(&b.nr_preemptions),
+            // The runtime measures it.
+            trip_cost_ns: 0,
         }
     }
 }

@@ -1391,4 +1391,10 @@ impl schedkit_core::Backend for Machine {
             .count() as u64;
         c
     }
+
+    fn scheduler_cpu_ns(&self) -> u64 {
+        // Accounted up to the scheduler's last switch; its step in progress, if any,
+        // counts when it ends.
+        self.cpus.iter().map(|c| c.sched_ns).sum()
+    }
 }

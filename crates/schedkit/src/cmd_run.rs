@@ -23,10 +23,13 @@ pub struct RunArgs {
     /// Schedule only tasks that opt in with SCHED_EXT, not the whole machine.
     #[arg(long)]
     partial: bool,
-    /// Time slice in microseconds (the maximum slice, for policies that vary it).
+    /// Time slice in microseconds (the maximum slice, for policies that vary it)
+    /// [default: fifo 5000, rustland 20000].
     #[arg(long, value_name = "MICROSECONDS")]
     slice_us: Option<u64>,
-    /// Minimum time slice in microseconds (policies with variable slices).
+    /// Minimum time slice in microseconds (policies with variable slices); rustland
+    /// also lets a waking task preempt only a task at least this far behind it
+    /// [default: rustland 5000].
     #[arg(long, value_name = "MICROSECONDS")]
     slice_us_min: Option<u64>,
     /// Keep every task on the CPU it ran on last.

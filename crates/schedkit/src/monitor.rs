@@ -57,7 +57,7 @@ pub fn stats_line(s: &Sample) -> String {
     let c = &s.counters;
     let p = &s.policy_stats;
     format!(
-        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} preempted {} | page faults {} | tasks {} slice {:.2} ms vruntime spread {:.2} ms",
+        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} preempted {} | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms vruntime spread {:.2} ms",
         s.policy,
         c.nr_running,
         c.nr_queued,
@@ -68,6 +68,7 @@ pub fn stats_line(s: &Sample) -> String {
         c.bounced,
         c.congestion,
         c.preemptions,
+        c.trip_cost_ns as f64 / 1e3,
         s.page_faults,
         p.nr_tasks,
         ms(p.slice_ns),
@@ -218,7 +219,8 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
          {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
          {:<22}{:>12}{:>14}\n{:<22}{:>12}{:>14}\n\
          {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
-         {:<22}{:>12}\n{:<22}{:>12.2} ms\n{:<22}{:>12.2} ms\n{:<22}{:>12}\n",
+         {:<22}{:>12}\n{:<22}{:>12.2} ms\n{:<22}{:>12.2} ms\n{:<22}{:>12}\n\
+         {:<22}{:>12.1} us\n",
         s.policy,
         s.uptime_s,
         "",
@@ -252,6 +254,8 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
         ms(s.policy_stats.vruntime_spread_ns),
         "page faults",
         s.page_faults,
+        "trip cost",
+        c.trip_cost_ns as f64 / 1e3,
     )
 }
 
@@ -266,6 +270,7 @@ mod tests {
             counters: Counters {
                 nr_running: 2,
                 user_dispatches: 100,
+                trip_cost_ns: 12_300,
                 ..Default::default()
             },
             policy_stats: PolicyStats {
@@ -289,6 +294,7 @@ mod tests {
             "preempted 0",
             "page faults 0",
             "slice 5.00 ms",
+            "trip 12.3 us",
         ] {
             assert!(line.contains(word), "{word} missing in {line}");
         }
