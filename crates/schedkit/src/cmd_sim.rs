@@ -37,8 +37,13 @@ pub struct MachineArgs {
     /// Time slice for the policy (its maximum, for variable slices), microseconds.
     #[arg(long)]
     slice_us: Option<u64>,
-    /// Minimum time slice for policies with variable slices, microseconds.
-    #[arg(long)]
+    /// Minimum time slice for policies with variable slices, microseconds (named as
+    /// in `schedkit run`; `--slice-min-us` is accepted too).
+    #[arg(
+        long = "slice-us-min",
+        alias = "slice-min-us",
+        value_name = "SLICE_US_MIN"
+    )]
     slice_min_us: Option<u64>,
 }
 
