@@ -882,14 +882,24 @@ impl Machine {
         }
         self.sched = Sched::Needed;
         self.sched_needed_ns = self.now;
-        let n = self.cpus.len() as u32;
-        let first = self.sched_last_cpu;
-        if let Some(c) = (0..n)
-            .map(|i| (first + i) % n)
-            .find(|&c| self.cpu_is_idle(c))
-        {
+        if let Some(c) = self.cpus_from_sched_last().find(|&c| self.cpu_is_idle(c)) {
             self.scx_pick(c);
         }
+    }
+
+    /// Every CPU, starting from the one the scheduler ran on last.
+    fn cpus_from_sched_last(&self) -> impl Iterator<Item = u32> {
+        let n = self.cpus.len() as u32;
+        let first = self.sched_last_cpu;
+        (0..n).map(move |i| (first + i) % n)
+    }
+
+    /// Ends the slice of the task running on `cpu` at once: it goes back to the policy,
+    /// as at slice expiry, and the CPU picks again.
+    fn preempt_cpu(&mut self, cpu: u32) {
+        let t = self.stop_task(cpu);
+        self.make_runnable(t, 0);
+        self.scx_pick(cpu);
     }
 
     fn scx_pick(&mut self, cpu: u32) {
@@ -974,7 +984,7 @@ impl Machine {
 
     /// Decisions that may preempt and found no idle CPU: as the dispatcher does, kick
     /// the allowed CPU whose running task has the largest vtime, if larger than the
-    /// decision's plus its margin; the preempted task goes back to the policy, like at slice expiry.
+    /// decision's plus its margin.
     fn preempt_for_waiting(&mut self) {
         let mut waiting = std::mem::take(&mut self.preempt_waiting);
         for (tid, vtime) in waiting.drain(..) {
@@ -992,9 +1002,7 @@ impl Machine {
                 .max();
             if let Some((_, cpu)) = victim {
                 self.counters.preemptions += 1;
-                let t = self.stop_task(cpu);
-                self.make_runnable(t, 0);
-                self.scx_pick(cpu);
+                self.preempt_cpu(cpu);
             }
         }
         self.preempt_waiting = waiting;
@@ -1061,19 +1069,12 @@ impl Machine {
         if self.sched == Sched::Needed && self.now - self.sched_needed_ns >= SCHED_WAIT_NS {
             // It has waited too long for a CPU: the first CPU found running a task
             // (from the one it ran on last) ends that task's slice for it.
-            let n = self.cpus.len() as u32;
-            let first = self.sched_last_cpu;
-            if let Some(cpu) = (0..n)
-                .map(|i| (first + i) % n)
+            if let Some(cpu) = self
+                .cpus_from_sched_last()
                 .find(|&c| matches!(self.cpus[c as usize].cur, Cur::Task(_)))
             {
-                let Cur::Task(tid) = self.cpus[cpu as usize].cur else {
-                    unreachable!("found running a task");
-                };
                 self.sched_preemptions += 1;
-                self.stop_task(cpu);
-                self.make_runnable(tid, 0);
-                self.scx_pick(cpu);
+                self.preempt_cpu(cpu);
             }
         }
     }

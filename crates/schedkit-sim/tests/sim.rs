@@ -504,31 +504,28 @@ affinity = [0, 1]
     assert!(out.sim.cpus[..2].iter().all(|c| c.task_ns > 0));
 }
 
-/// Arrival order, but a task that woke up gets vtime 0 and may preempt with `margin`,
-/// while any other enqueue (a hog whose slice ended) gets vtime 10 ms.
-struct Waker {
-    queue: VecDeque<QueuedTask>,
-    margin_ns: u64,
-}
+/// Arrival order, but a task that woke up gets vtime 0 (and may preempt a task 20 ms
+/// later than it), while any other enqueue (a hog whose slice ended) gets vtime 10 ms.
+struct Waker(VecDeque<QueuedTask>);
 
 impl Policy for Waker {
     fn name(&self) -> &'static str {
         "waker"
     }
     fn enqueue(&mut self, task: &QueuedTask, _ctx: &mut Context<'_>) {
-        self.queue.push_back(*task);
+        self.0.push_back(*task);
     }
     fn dispatch(&mut self, _ctx: &mut Context<'_>) -> Option<Decision> {
-        let t = self.queue.pop_front()?;
+        let t = self.0.pop_front()?;
         let wakeup = t.is_wakeup();
         Some(Decision {
             vtime: if wakeup { 0 } else { 10_000_000 },
-            preempt_margin_ns: wakeup.then_some(self.margin_ns),
+            preempt_margin_ns: wakeup.then_some(20_000_000),
             ..Decision::any_cpu(&t, 50_000_000)
         })
     }
     fn nr_held(&self) -> usize {
-        self.queue.len()
+        self.0.len()
     }
 }
 
@@ -549,15 +546,9 @@ count = 2
 "#;
     // Two hogs with 50 ms slices on two CPUs: the scheduler only gets a CPU when the
     // tick ends a hog's slice for it.
-    let sim = Simulation::new(spec(text), cfg(2));
-    let run = |margin_ns| {
-        sim.run(Waker {
-            queue: VecDeque::new(),
-            margin_ns,
-        })
-        .unwrap()
-    };
-    let out = run(20_000_000);
+    let out = Simulation::new(spec(text), cfg(2))
+        .run(Waker(VecDeque::new()))
+        .unwrap();
     assert!(out.sim.scheduler_preemptions > 0, "{:?}", out.sim);
     let tick = out.report.group("tick").unwrap().periodic.clone().unwrap();
     // Within a tick (4 ms) and the wait before it (1 ms), not a 50 ms slice.
