@@ -114,7 +114,6 @@ impl Backend for FakeBackend {
 
     fn dispatch(&mut self, d: &Decision) -> Result<(), BackendError> {
         if self.capacity.is_some_and(|c| self.sent_this_step >= c) {
-            self.counters.failed += 1;
             return Err(BackendError::Full);
         }
         self.sent_this_step += 1;

@@ -35,6 +35,7 @@ mod runtime;
 mod types;
 
 pub mod fake;
+pub mod registry;
 pub mod topology;
 
 pub use runtime::{Runtime, StepReport};

@@ -41,6 +41,8 @@ pub struct Runtime<P, B> {
     /// say, is not a trip's cost).
     events_seen: u64,
     sample: Option<(u64, u64)>,
+    /// Decisions the backend refused as full (see `Counters::failed`).
+    refused: u64,
 }
 
 impl<P: Policy, B: Backend> Runtime<P, B> {
@@ -53,6 +55,7 @@ impl<P: Policy, B: Backend> Runtime<P, B> {
             trip_cost_ns: 0,
             events_seen: 0,
             sample: None,
+            refused: 0,
         }
     }
 
@@ -107,6 +110,7 @@ impl<P: Policy, B: Backend> Runtime<P, B> {
         let mut c = self.backend.counters();
         c.nr_held = (self.policy.nr_held() + self.pending.len()) as u64;
         c.trip_cost_ns = self.trip_cost_ns;
+        c.failed = self.refused;
         c
     }
 
@@ -137,7 +141,10 @@ impl<P: Policy, B: Backend> Runtime<P, B> {
                     self.pending.pop_front();
                     dispatched += 1;
                 }
-                Err(BackendError::Full) => break,
+                Err(BackendError::Full) => {
+                    self.refused += 1;
+                    break;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -151,6 +158,7 @@ impl<P: Policy, B: Backend> Runtime<P, B> {
                 match self.backend.dispatch(&d) {
                     Ok(()) => dispatched += 1,
                     Err(BackendError::Full) => {
+                        self.refused += 1;
                         self.pending.push_back(d);
                         break;
                     }
@@ -170,6 +178,21 @@ impl<P: Policy, B: Backend> Runtime<P, B> {
 
     /// Steps until the backend stops (returns why) or `stop` is set (returns `None`).
     pub fn run(&mut self, stop: &AtomicBool) -> Result<Option<ExitInfo>, BackendError> {
+        self.run_with(stop, |_| {})
+    }
+
+    /// The scheduling loop, the one every runner uses (the real kernel, the
+    /// simulator, tests): until the backend stops (returns why) or `stop` is set
+    /// (returns `None`), step, call `after_step` (statistics, a progress bar: it must
+    /// not block), and wait for more work.
+    pub fn run_with<F>(
+        &mut self,
+        stop: &AtomicBool,
+        mut after_step: F,
+    ) -> Result<Option<ExitInfo>, BackendError>
+    where
+        F: FnMut(&Self),
+    {
         loop {
             if let Some(exit) = self.backend.exit_info() {
                 return Ok(Some(exit));
@@ -178,7 +201,168 @@ impl<P: Policy, B: Backend> Runtime<P, B> {
                 return Ok(None);
             }
             self.step()?;
+            after_step(self);
             self.backend.wait()?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeBackend;
+    use crate::{Cpu, Pid, QueuedTask};
+
+    /// The smallest policy: arrival order, any CPU, 1 us slices.
+    #[derive(Default)]
+    struct Queue(VecDeque<QueuedTask>);
+
+    impl Policy for Queue {
+        fn name(&self) -> &'static str {
+            "queue"
+        }
+        fn enqueue(&mut self, task: &QueuedTask, _ctx: &mut Context<'_>) {
+            self.0.push_back(*task);
+        }
+        fn dispatch(&mut self, ctx: &mut Context<'_>) -> Option<Decision> {
+            let t = self.0.pop_front()?;
+            Some(Decision::new(&t, 1000).on_cpu_or_any(ctx.select_idle_cpu(&t)))
+        }
+        fn task_exit(&mut self, pid: Pid) {
+            self.0.retain(|t| t.pid != pid);
+        }
+        fn nr_held(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    fn runtime(fake: FakeBackend) -> Runtime<Queue, FakeBackend> {
+        Runtime::new(Queue::default(), fake)
+    }
+
+    #[test]
+    fn a_stale_generation_is_cancelled_by_the_backend() {
+        let mut fake = FakeBackend::new(1);
+        fake.push_task(QueuedTask::new(5, 1));
+        // Re-queued before the first decision went out: generation 2 is current.
+        fake.push_task(QueuedTask::new(5, 2));
+        let mut rt = runtime(fake);
+        rt.step().unwrap();
+        let d = rt.backend().dispatched();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].generation, 2);
+        assert_eq!(rt.counters().cancelled, 1);
+    }
+
+    #[test]
+    fn exits_drop_held_tasks_and_pending_decisions() {
+        let mut fake = FakeBackend::new(1);
+        fake.set_capacity(0);
+        fake.push_task(QueuedTask::new(1, 1));
+        fake.push_task(QueuedTask::new(2, 1));
+        let mut rt = runtime(fake);
+        rt.step().unwrap();
+        // Nothing could be sent: one decision waits in the runtime, one task in the policy.
+        assert_eq!(rt.backend().last_held(), 2);
+        assert_eq!(rt.counters().nr_held, 2);
+        rt.backend_mut().push_exit(1);
+        rt.backend_mut().push_exit(2);
+        rt.step().unwrap();
+        assert_eq!(rt.policy().nr_held(), 0);
+        assert_eq!(rt.backend().last_held(), 0);
+    }
+
+    #[test]
+    fn a_full_backend_keeps_decisions_and_sends_them_later_in_order() {
+        let mut fake = FakeBackend::new(1);
+        fake.set_capacity(2);
+        for pid in 1..=5 {
+            fake.push_task(QueuedTask::new(pid, 1));
+        }
+        let mut rt = runtime(fake);
+        assert_eq!(rt.step().unwrap().dispatched, 2);
+        assert_eq!(rt.counters().failed, 1);
+        assert_eq!(rt.step().unwrap().dispatched, 2);
+        assert_eq!(rt.step().unwrap().dispatched, 1);
+        let pids: Vec<_> = rt.backend().dispatched().iter().map(|d| d.pid).collect();
+        assert_eq!(pids, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn idle_cpus_are_claimed_once() {
+        let mut fake = FakeBackend::new(4);
+        fake.set_idle(Cpu(3));
+        fake.push_task(QueuedTask::new(1, 1));
+        fake.push_task(QueuedTask::new(2, 1));
+        let mut rt = runtime(fake);
+        rt.step().unwrap();
+        let d = rt.backend().dispatched();
+        assert_eq!(d[0].target, crate::CpuTarget::On(Cpu(3)));
+        assert_eq!(d[1].target, crate::CpuTarget::Any);
+    }
+
+    #[test]
+    fn run_with_calls_back_after_every_step_and_stops_when_asked() {
+        let mut fake = FakeBackend::new(1);
+        fake.push_task(QueuedTask::new(1, 1));
+        let mut rt = runtime(fake);
+        let mut seen = Vec::new();
+        // The fake machine stops once it has no more events: one step here.
+        let end = rt
+            .run_with(&AtomicBool::new(false), |rt| {
+                seen.push(rt.backend().dispatched().len())
+            })
+            .unwrap();
+        assert_eq!(end.map(|e| e.kind), Some(ExitInfo::KIND_DONE));
+        assert_eq!(seen, [1]);
+
+        let mut rt = runtime(FakeBackend::new(1));
+        rt.backend_mut().push_task(QueuedTask::new(2, 1));
+        let stop = AtomicBool::new(true);
+        assert_eq!(rt.run_with(&stop, |_| panic!("no step")).unwrap(), None);
+        assert!(rt.backend().dispatched().is_empty());
+    }
+
+    #[test]
+    fn run_returns_the_backends_exit() {
+        let mut fake = FakeBackend::new(1);
+        let exit = ExitInfo {
+            kind: ExitInfo::KIND_ERROR_STALL,
+            ..ExitInfo::default()
+        };
+        fake.set_exit(exit.clone());
+        let mut rt = runtime(fake);
+        assert_eq!(rt.run(&AtomicBool::new(false)).unwrap(), Some(exit));
+    }
+
+    #[test]
+    fn the_runtime_measures_the_schedulers_cpu_time_per_task() {
+        const SEC: u64 = 1_000_000_000;
+        let mut fake = FakeBackend::new(1);
+        // Spent before the loop started (loading, say): not a trip's cost.
+        fake.set_scheduler_cpu_ns(5 * SEC);
+        let mut rt = runtime(fake);
+        let push = |rt: &mut Runtime<Queue, FakeBackend>, generation| {
+            for pid in 1..=256 {
+                rt.backend_mut().push_task(QueuedTask::new(pid, generation));
+            }
+        };
+        // The first step only takes the reference sample.
+        push(&mut rt, 1);
+        rt.step().unwrap();
+        assert_eq!(rt.trip_cost_ns(), 0);
+        // 100 us of the scheduler's CPU time per task over the next 256 tasks.
+        rt.backend_mut()
+            .set_scheduler_cpu_ns(5 * SEC + 256 * 100_000);
+        push(&mut rt, 2);
+        rt.step().unwrap();
+        assert_eq!(rt.trip_cost_ns(), 100_000);
+        assert_eq!(rt.counters().trip_cost_ns, 100_000);
+        // Then a moving average: 300 us per task moves it a quarter of the way.
+        rt.backend_mut()
+            .set_scheduler_cpu_ns(5 * SEC + 256 * 100_000 + 256 * 300_000);
+        push(&mut rt, 3);
+        rt.step().unwrap();
+        assert_eq!(rt.trip_cost_ns(), 150_000);
     }
 }

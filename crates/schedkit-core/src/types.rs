@@ -111,8 +111,24 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// Run `task` on whichever CPU frees up first, for `slice_ns`, in arrival order.
-    pub fn any_cpu(task: &QueuedTask, slice_ns: u64) -> Self {
+    /// A decision for `task`: run it on whichever CPU frees up first, for `slice_ns`,
+    /// with vtime 0 and no preemption. The task's pid and generation are copied here,
+    /// so a policy never handles the generation itself; the other fields are set with
+    /// the builder methods below.
+    ///
+    /// ```
+    /// use schedkit_core::{Cpu, CpuTarget, Decision, QueuedTask};
+    ///
+    /// let task = QueuedTask::new(42, 7);
+    /// let d = Decision::new(&task, 5_000_000)
+    ///     .on_cpu(Cpu(1))
+    ///     .vtime(1_000)
+    ///     .preempt_if_later_by(500_000);
+    /// assert_eq!((d.pid, d.generation), (42, 7));
+    /// assert_eq!(d.target, CpuTarget::On(Cpu(1)));
+    /// assert_eq!(d.preempt_margin_ns, Some(500_000));
+    /// ```
+    pub fn new(task: &QueuedTask, slice_ns: u64) -> Self {
         Decision {
             pid: task.pid,
             generation: task.generation,
@@ -121,6 +137,49 @@ impl Decision {
             vtime: 0,
             preempt_margin_ns: None,
         }
+    }
+
+    /// Run `task` on whichever CPU frees up first, for `slice_ns`, in arrival order
+    /// (the same as [`Decision::new`]).
+    pub fn any_cpu(task: &QueuedTask, slice_ns: u64) -> Self {
+        Decision::new(task, slice_ns)
+    }
+
+    /// Sends the task to `target`.
+    pub fn target(mut self, target: CpuTarget) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Sends the task to `cpu`.
+    pub fn on_cpu(self, cpu: Cpu) -> Self {
+        self.target(CpuTarget::On(cpu))
+    }
+
+    /// Sends the task to `cpu` if there is one (typically the answer of
+    /// `Context::select_idle_cpu`), to any CPU otherwise.
+    pub fn on_cpu_or_any(self, cpu: Option<Cpu>) -> Self {
+        self.target(cpu.map_or(CpuTarget::Any, CpuTarget::On))
+    }
+
+    /// Orders the task by `vtime` among those waiting for the same CPUs (lower first).
+    pub fn vtime(mut self, vtime: u64) -> Self {
+        self.vtime = vtime;
+        self
+    }
+
+    /// When no allowed CPU is idle, preempts the running task with the latest vtime if
+    /// that vtime is later than this decision's by more than `margin_ns` (see
+    /// [`Decision::preempt_margin_ns`]).
+    pub fn preempt_if_later_by(mut self, margin_ns: u64) -> Self {
+        self.preempt_margin_ns = Some(margin_ns);
+        self
+    }
+
+    /// Sets or clears the preemption margin at once (`None`: never preempt).
+    pub fn preempt_margin(mut self, margin_ns: Option<u64>) -> Self {
+        self.preempt_margin_ns = margin_ns;
+        self
     }
 }
 
@@ -202,8 +261,18 @@ pub struct Counters {
     pub bounced: u64,
     /// Tasks sent to the shared queue because the ring to user space was full.
     pub congestion: u64,
-    /// Decisions that could not be sent (ring to the kernel full); retried.
+    /// Times the backend refused a decision because its ring to the kernel was full;
+    /// the runtime keeps the decision and sends it again next step. Counted by the
+    /// runtime, whatever the backend.
     pub failed: u64,
+    /// Exit events the kernel side could not report (ring full): per-task state a
+    /// policy keeps for those tasks is never dropped. Should stay 0.
+    #[serde(default)]
+    pub exit_lost: u64,
+    /// Idle-CPU queries that failed on the backend's side (the task was sent to any
+    /// CPU instead). Should stay 0.
+    #[serde(default)]
+    pub idle_query_errors: u64,
     /// Running tasks preempted to let a decision with an earlier vtime run, or the
     /// user-space scheduler when it waited too long for a CPU.
     pub preemptions: u64,
@@ -213,15 +282,70 @@ pub struct Counters {
     pub trip_cost_ns: u64,
 }
 
-/// A policy's own figures, for live statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// How many named figures a policy can report in one [`PolicyStats`].
+pub const MAX_POLICY_FIGURES: usize = 8;
+
+/// One named figure of a policy's own, for live statistics: `--stats` prints it as
+/// `name value unit`, `schedkit monitor --json` as `{"name", "value", "unit"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Figure {
+    /// What it is, in a few words ("vruntime spread").
+    pub name: &'static str,
+    pub value: f64,
+    /// The unit of `value` ("ms", "%", "" for a count).
+    pub unit: &'static str,
+}
+
+/// A policy's own figures, for live statistics: the two every policy has, plus up to
+/// [`MAX_POLICY_FIGURES`] named figures of its own. Fixed size and `Copy`, so the
+/// scheduling loop can hand it to the statistics thread without allocating.
+///
+/// ```
+/// use schedkit_core::PolicyStats;
+///
+/// let s = PolicyStats::new(3, 5_000_000).with_figure("vruntime spread", 1.5, "ms");
+/// assert_eq!(s.nr_tasks, 3);
+/// assert_eq!(s.figures().next().unwrap().name, "vruntime spread");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct PolicyStats {
     /// Tasks the policy has per-task state for.
     pub nr_tasks: u64,
     /// The time slice of the latest decision, ns.
     pub slice_ns: u64,
-    /// Spread between the largest and smallest vruntime of waiting tasks, ns.
-    pub vruntime_spread_ns: u64,
+    #[serde(rename = "policy_figures", serialize_with = "serialize_figures")]
+    figures: [Option<Figure>; MAX_POLICY_FIGURES],
+}
+
+fn serialize_figures<S: serde::Serializer>(
+    figures: &[Option<Figure>; MAX_POLICY_FIGURES],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(figures.iter().flatten())
+}
+
+impl PolicyStats {
+    /// The two figures every policy has, and no named one yet.
+    pub fn new(nr_tasks: u64, slice_ns: u64) -> Self {
+        PolicyStats {
+            nr_tasks,
+            slice_ns,
+            figures: [None; MAX_POLICY_FIGURES],
+        }
+    }
+
+    /// Adds a named figure (ignored past [`MAX_POLICY_FIGURES`]).
+    pub fn with_figure(mut self, name: &'static str, value: f64, unit: &'static str) -> Self {
+        if let Some(slot) = self.figures.iter_mut().find(|f| f.is_none()) {
+            *slot = Some(Figure { name, value, unit });
+        }
+        self
+    }
+
+    /// The named figures, in the order they were added.
+    pub fn figures(&self) -> impl Iterator<Item = &Figure> {
+        self.figures.iter().flatten()
+    }
 }
 
 /// What went wrong on the backend's side.

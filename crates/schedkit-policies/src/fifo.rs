@@ -29,7 +29,7 @@
 
 use std::collections::VecDeque;
 
-use schedkit_core::{Context, CpuTarget, Decision, Policy, PolicyStats, QueuedTask};
+use schedkit_core::{Context, Decision, Policy, PolicyStats, QueuedTask};
 
 /// The FIFO policy. See the module documentation.
 pub struct Fifo {
@@ -64,22 +64,17 @@ impl Policy for Fifo {
 
     fn dispatch(&mut self, ctx: &mut Context<'_>) -> Option<Decision> {
         let task = self.queue.pop_front()?;
-        // An idle CPU (preferably the one the task last ran on, whose caches are warm)
-        // if there is one; otherwise the first CPU to free up.
-        let target = match ctx.select_idle_cpu(&task) {
-            Some(cpu) => CpuTarget::On(cpu),
-            None => CpuTarget::Any,
-        };
         self.seq += 1;
-        Some(Decision {
-            pid: task.pid,
-            generation: task.generation,
-            target,
-            slice_ns: self.slice_ns,
-            vtime: self.seq,
-            // First come, first served: a newcomer never displaces a running task.
-            preempt_margin_ns: None,
-        })
+        // An idle CPU (preferably the one the task last ran on, whose caches are warm)
+        // if there is one; otherwise the first CPU to free up. The vtime keeps arrival
+        // order on the kernel side too; no preemption margin: first come, first
+        // served, a newcomer never displaces a running task.
+        let idle = ctx.select_idle_cpu(&task);
+        Some(
+            Decision::new(&task, self.slice_ns)
+                .on_cpu_or_any(idle)
+                .vtime(self.seq),
+        )
     }
 
     fn task_exit(&mut self, pid: schedkit_core::Pid) {
@@ -93,18 +88,14 @@ impl Policy for Fifo {
     }
 
     fn stats(&self) -> PolicyStats {
-        PolicyStats {
-            nr_tasks: self.queue.len() as u64,
-            slice_ns: self.slice_ns,
-            vruntime_spread_ns: 0,
-        }
+        PolicyStats::new(self.queue.len() as u64, self.slice_ns)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schedkit_core::{fake::FakeBackend, Cpu, Runtime};
+    use schedkit_core::{fake::FakeBackend, Cpu, CpuTarget, Runtime};
 
     fn task(pid: i32, prev_cpu: u32) -> QueuedTask {
         QueuedTask {
@@ -140,51 +131,5 @@ mod tests {
         assert_eq!(d[0].target, CpuTarget::On(Cpu(3)));
         // CPU 3 was claimed by the first task: nothing idle is left.
         assert_eq!(d[1].target, CpuTarget::Any);
-    }
-
-    #[test]
-    fn fifo_stale_generation_is_not_dispatched() {
-        let mut fake = FakeBackend::new(1);
-        fake.push_task(QueuedTask::new(5, 1));
-        // Re-queued before the first decision went out: generation 2 is current.
-        fake.push_task(QueuedTask::new(5, 2));
-        let mut rt = Runtime::new(Fifo::new(1000), fake);
-        rt.step().unwrap();
-        let d = rt.backend().dispatched();
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].generation, 2);
-        assert_eq!(rt.counters().cancelled, 1);
-    }
-
-    #[test]
-    fn fifo_exit_drops_policy_state() {
-        let mut fake = FakeBackend::new(1);
-        fake.set_capacity(0);
-        fake.push_task(task(1, 0));
-        fake.push_task(task(2, 0));
-        let mut rt = Runtime::new(Fifo::new(1000), fake);
-        rt.step().unwrap();
-        // Nothing could be sent: one decision waits in the runtime, one task in the policy.
-        assert_eq!(rt.backend().last_held(), 2);
-        rt.backend_mut().push_exit(1);
-        rt.backend_mut().push_exit(2);
-        rt.step().unwrap();
-        assert_eq!(rt.policy().nr_held(), 0);
-        assert_eq!(rt.backend().last_held(), 0);
-    }
-
-    #[test]
-    fn full_backend_keeps_decisions_and_sends_them_later_in_order() {
-        let mut fake = FakeBackend::new(1);
-        fake.set_capacity(2);
-        for pid in 1..=5 {
-            fake.push_task(task(pid, 0));
-        }
-        let mut rt = Runtime::new(Fifo::new(1000), fake);
-        assert_eq!(rt.step().unwrap().dispatched, 2);
-        assert_eq!(rt.step().unwrap().dispatched, 2);
-        assert_eq!(rt.step().unwrap().dispatched, 1);
-        let pids: Vec<_> = rt.backend().dispatched().iter().map(|d| d.pid).collect();
-        assert_eq!(pids, [1, 2, 3, 4, 5]);
     }
 }

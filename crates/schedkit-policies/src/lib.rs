@@ -4,55 +4,88 @@
 //! - [`rustland`]: earliest deadline first from vruntime and voluntary context-switch
 //!   rate; the one to run on a desktop under load.
 //!
-//! [`by_name`] builds one from its command-line name and the common options.
+//! Each has a registry entry ([`ENTRIES`]): its name, its options and how to build it,
+//! which is all `schedkit run`, `sim` and `compare` need to know about it.
 
+use schedkit_core::registry::{OptionKind, OptionValues, PolicyEntry, PolicyOption, MAX_SLICE_US};
 use schedkit_core::Policy;
 
 pub mod fifo;
 pub mod rustland;
 
-/// Options every policy understands; `None` means the policy's own default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PolicyOptions {
-    /// Maximum (or fixed) time slice, ns.
-    pub slice_ns: Option<u64>,
-    /// Minimum time slice, ns (policies with variable slices).
-    pub slice_min_ns: Option<u64>,
-    /// Keep every task on the CPU it ran on last.
-    pub percpu_local: bool,
-}
-
-/// The policies that can be run: name and one line about each.
-pub const POLICIES: &[(&str, &str)] = &[
-    (
-        "rustland",
-        "earliest deadline first from vruntime and voluntary context-switch rate; keeps interactive tasks responsive under load (the default)",
-    ),
-    (
-        "fifo",
-        "first in, first out with a fixed slice; the minimal example policy",
-    ),
-];
+/// The shipped policies, the default one first.
+pub const ENTRIES: &[PolicyEntry] = &[RUSTLAND, FIFO];
 
 /// Default slice of the FIFO policy: 5 ms, short enough that a waiting task is not
 /// held long behind hogs on a small machine, long enough to keep switching cheap.
 pub const FIFO_SLICE_NS: u64 = 5_000_000;
 
-/// Builds the policy called `name`, or `None` if there is no such policy.
-pub fn by_name(name: &str, opts: &PolicyOptions) -> Option<Box<dyn Policy>> {
-    match name {
-        "rustland" => Some(Box::new(
-            rustland::Rustland::new(
-                opts.slice_ns.unwrap_or(rustland::RUSTLAND_SLICE_NS),
-                opts.slice_min_ns.unwrap_or(rustland::RUSTLAND_SLICE_MIN_NS),
-            )
-            .with_percpu_local(opts.percpu_local),
-        )),
-        "fifo" => Some(Box::new(fifo::Fifo::new(
-            opts.slice_ns.unwrap_or(FIFO_SLICE_NS),
-        ))),
-        _ => None,
+/// A slice option in microseconds, from 50 us (shorter ones cost more in switches
+/// than they give) to [`MAX_SLICE_US`].
+const fn slice_option(name: &'static str, help: &'static str, default_ns: u64) -> PolicyOption {
+    PolicyOption {
+        name,
+        help,
+        kind: OptionKind::U64 {
+            default: default_ns / 1000,
+            min: 50,
+            max: MAX_SLICE_US,
+            unit: "us",
+        },
     }
+}
+
+/// `fifo`: see [`fifo`].
+pub const FIFO: PolicyEntry = PolicyEntry {
+    name: "fifo",
+    about: "first in, first out with a fixed slice; the minimal example policy",
+    options: &[slice_option(
+        "slice-us",
+        "time slice, microseconds",
+        FIFO_SLICE_NS,
+    )],
+    build: build_fifo,
+};
+
+fn build_fifo(o: &OptionValues) -> Result<Box<dyn Policy>, String> {
+    Ok(Box::new(fifo::Fifo::new(o.u64("slice-us")? * 1000)))
+}
+
+/// `rustland`: see [`rustland`].
+pub const RUSTLAND: PolicyEntry = PolicyEntry {
+    name: "rustland",
+    about: "earliest deadline first from vruntime and voluntary context-switch rate; keeps interactive tasks responsive under load (the default)",
+    options: &[
+        slice_option(
+            "slice-us",
+            "maximum time slice (with few tasks waiting), microseconds",
+            rustland::RUSTLAND_SLICE_NS,
+        ),
+        slice_option(
+            "slice-us-min",
+            "minimum time slice (under load), microseconds; also how far behind a running task must be for a waking one to preempt it",
+            rustland::RUSTLAND_SLICE_MIN_NS,
+        ),
+        PolicyOption {
+            name: "percpu-local",
+            help: "keep every task on the CPU it ran on last",
+            kind: OptionKind::Flag,
+        },
+    ],
+    build: build_rustland,
+};
+
+fn build_rustland(o: &OptionValues) -> Result<Box<dyn Policy>, String> {
+    let (max, min) = (o.u64("slice-us")?, o.u64("slice-us-min")?);
+    if min > max {
+        // The other one at its default is the usual cause: say which was given.
+        return Err(format!(
+            "--slice-us-min ({min} us) must not exceed --slice-us ({max} us)"
+        ));
+    }
+    Ok(Box::new(
+        rustland::Rustland::new(max * 1000, min * 1000).with_percpu_local(o.flag("percpu-local")?),
+    ))
 }
 
 #[cfg(test)]
@@ -60,23 +93,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_listed_policy_can_be_built_and_unknown_ones_cannot() {
-        for (name, _) in POLICIES {
-            let p = by_name(name, &PolicyOptions::default()).expect(name);
-            assert_eq!(p.name(), *name);
+    fn every_entry_is_valid_and_builds_a_policy_of_its_name_with_its_defaults() {
+        for e in ENTRIES {
+            e.validate().unwrap();
+            let p = e.build_default().expect(e.name);
+            assert_eq!(p.name(), e.name);
         }
-        assert!(by_name("nope", &PolicyOptions::default()).is_none());
     }
 
     #[test]
-    fn by_name_passes_the_common_options_to_rustland() {
+    fn rustland_refuses_a_minimum_slice_above_the_maximum() {
+        let e = RUSTLAND
+            .build_with(&[("slice-us", Some("1000")), ("slice-us-min", Some("2000"))])
+            .err()
+            .unwrap();
+        assert!(e.contains("--slice-us-min (2000 us)"), "{e}");
+        assert!(FIFO.build_with(&[("percpu-local", None)]).is_err());
+    }
+
+    #[test]
+    fn the_rustland_entry_passes_its_options_to_the_policy() {
         use schedkit_core::{fake::FakeBackend, Context, Cpu, CpuTarget, QueuedTask};
-        let opts = PolicyOptions {
-            slice_ns: Some(8_000_000),
-            slice_min_ns: Some(2_000_000),
-            percpu_local: true,
-        };
-        let mut p = by_name("rustland", &opts).unwrap();
+        let mut p = RUSTLAND
+            .build_with(&[
+                ("slice-us", Some("8000")),
+                ("slice-us-min", Some("2000")),
+                ("percpu-local", None),
+            ])
+            .unwrap();
         let mut fake = FakeBackend::new(2);
         fake.set_idle(Cpu(0));
         for pid in 1..=8 {

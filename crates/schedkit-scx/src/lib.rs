@@ -474,7 +474,10 @@ impl Backend for ScxBackend {
             cancelled: read(&b.nr_cancel_dispatches),
             bounced: read(&b.nr_bounce_dispatches),
             congestion: read(&b.nr_sched_congested),
-            failed: self.idle_query_fails,
+            // The runtime counts refused decisions.
+            failed: 0,
+            exit_lost: self.exit_events_lost(),
+            idle_query_errors: self.idle_query_fails,
             preemptions: read(&b.nr_preemptions),
             // The runtime measures it.
             trip_cost_ns: 0,

@@ -3,7 +3,7 @@
 //! EEVDF model on the "game while building" mix plus a ping-pong pair.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use schedkit_policies::{by_name, fifo::Fifo, PolicyOptions};
+use schedkit_policies::fifo::Fifo;
 use schedkit_sim::{SimConfig, Simulation};
 use schedkit_workload::Spec;
 
@@ -40,7 +40,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fifo: policy decisions", |b| {
         b.iter(|| sim.run(Fifo::new(5_000_000)).expect("fifo runs"))
     });
-    let rustland = || by_name("rustland", &PolicyOptions::default()).expect("rustland exists");
+    let rustland = || {
+        schedkit_policies::RUSTLAND
+            .build_default()
+            .expect("rustland builds")
+    };
     let probe = sim.run(rustland()).expect("rustland runs");
     g.throughput(Throughput::Elements(probe.sim.decisions));
     g.bench_function("rustland: policy decisions", |b| {

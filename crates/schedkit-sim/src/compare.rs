@@ -3,7 +3,7 @@
 //! first scheduler's.
 //!
 //! ```
-//! use schedkit_sim::{compare, SimConfig, Simulation};
+//! use schedkit_sim::{compare, Scheduler, SimConfig, Simulation};
 //! use schedkit_workload::Spec;
 //! let spec = Spec::from_str_named(r#"
 //!     name = "hogs"
@@ -14,46 +14,30 @@
 //!     count = 3
 //! "#, "hogs.toml").unwrap();
 //! let sim = Simulation::new(spec, SimConfig::default());
-//! let runs = compare::run_all(&sim, &["eevdf", "eevdf"], |_| None);
+//! let runs = compare::run_all(&sim, &["eevdf", "eevdf"], |_| Ok(Scheduler::Eevdf));
 //! let table = compare::render_table(&runs.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>());
 //! assert!(table.contains("hog"));
 //! ```
 
 use std::fmt::Write as _;
 
-use schedkit_core::Policy;
 use schedkit_workload::report::fmt_ns;
 
-use crate::{SimError, SimOutput, Simulation};
+use crate::{Scheduler, SimError, SimOutput, Simulation};
 
-/// Runs `sim` under every scheduler of `names`, each in its own thread: `eevdf` is the
-/// built-in model, any other name is built by `make_policy` (which returns `None` for
-/// a name it does not know). Results come back in the order of `names`.
-pub fn run_all<F>(
-    sim: &Simulation,
-    names: &[&str],
-    make_policy: F,
-) -> Vec<Result<SimOutput, SimError>>
+/// Runs `sim` under every scheduler of `names`, each in its own thread, each built by
+/// `make` (an `Err` is the sentence to report for that name). Results come back in
+/// the order of `names`.
+pub fn run_all<F>(sim: &Simulation, names: &[&str], make: F) -> Vec<Result<SimOutput, SimError>>
 where
-    F: Fn(&str) -> Option<Box<dyn Policy>> + Sync,
+    F: Fn(&str) -> Result<Scheduler, String> + Sync,
 {
     std::thread::scope(|s| {
         let handles: Vec<_> = names
             .iter()
             .map(|&name| {
-                let make = &make_policy;
-                s.spawn(move || {
-                    if name == "eevdf" {
-                        sim.run_eevdf()
-                    } else {
-                        match make(name) {
-                            Some(p) => sim.run(p),
-                            None => Err(SimError::Config(format!(
-                                "unknown policy `{name}`: run `schedkit policies` for the list, or use `eevdf`"
-                            ))),
-                        }
-                    }
-                })
+                let make = &make;
+                s.spawn(move || sim.run_scheduler(make(name).map_err(SimError::Config)?))
             })
             .collect();
         handles

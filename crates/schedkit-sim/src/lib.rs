@@ -51,11 +51,12 @@
 //! ```
 
 use std::io::IsTerminal;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use schedkit_core::{Backend, BackendError, ExitInfo, Policy, Runtime};
+use schedkit_core::{BackendError, ExitInfo, Policy, Runtime};
 use schedkit_workload::{Report, Spec};
 
 pub mod compare;
@@ -208,6 +209,18 @@ impl SimOutput {
     }
 }
 
+/// What schedules a simulated run: a schedkit policy through the runtime loop, or the
+/// model of the kernel's own scheduler.
+pub enum Scheduler {
+    /// The model of EEVDF (see [`eevdf`]), the kernel's default scheduler.
+    Eevdf,
+    /// A schedkit policy.
+    Policy(Box<dyn Policy>),
+}
+
+/// The name under which the tools know the EEVDF model.
+pub const EEVDF_NAME: &str = "eevdf";
+
 /// A workload spec and a machine configuration, ready to be run under any policy.
 #[derive(Debug, Clone)]
 pub struct Simulation {
@@ -238,26 +251,33 @@ impl Simulation {
         let name = policy.name();
         let mut progress = Progress::new(self.cfg.progress, name);
         {
+            // The runtime's loop, with a progress bar; the machine stops it at the end
+            // of the spec's duration.
             let mut rt = Runtime::new(policy, &mut m);
-            // The loop of `Runtime::run`, with a progress bar.
-            while rt.backend_mut().exit_info().is_none() {
-                rt.step()?;
-                rt.backend_mut().wait()?;
+            rt.run_with(&AtomicBool::new(false), |rt| {
                 let b = rt.backend();
                 progress.update(b.now, b.end);
-            }
+            })?;
         }
         progress.finish();
         self.finish(m, name)
     }
 
+    /// Runs the workload under `scheduler`.
+    pub fn run_scheduler(&self, scheduler: Scheduler) -> Result<SimOutput, SimError> {
+        match scheduler {
+            Scheduler::Eevdf => self.run_eevdf(),
+            Scheduler::Policy(p) => self.run(p),
+        }
+    }
+
     /// Runs the workload under the EEVDF model (see [`eevdf`]).
     pub fn run_eevdf(&self) -> Result<SimOutput, SimError> {
         let mut m = Machine::new(&self.spec, &self.cfg, Mode::Eevdf)?;
-        let mut progress = Progress::new(self.cfg.progress, "eevdf");
+        let mut progress = Progress::new(self.cfg.progress, EEVDF_NAME);
         m.run_to_end(|now, end| progress.update(now, end));
         progress.finish();
-        self.finish(m, "eevdf")
+        self.finish(m, EEVDF_NAME)
     }
 
     fn finish(&self, mut m: Machine, name: &str) -> Result<SimOutput, SimError> {

@@ -1347,7 +1347,6 @@ impl schedkit_core::Backend for Machine {
 
     fn dispatch(&mut self, decision: &Decision) -> Result<(), BackendError> {
         if self.pending.len() >= DISPATCH_RING_CAPACITY {
-            self.counters.failed += 1;
             return Err(BackendError::Full);
         }
         self.pending.push(*decision);

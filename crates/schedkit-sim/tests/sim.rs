@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use schedkit_core::{Context, Decision, ExitInfo, Policy, QueuedTask};
-use schedkit_policies::{by_name, fifo::Fifo, PolicyOptions};
-use schedkit_sim::{compare, plot, SimConfig, SimError, SimOutput, Simulation};
+use schedkit_policies::fifo::Fifo;
+use schedkit_sim::{compare, plot, Scheduler, SimConfig, SimError, SimOutput, Simulation};
 use schedkit_workload::Spec;
 
 fn spec(text: &str) -> Spec {
@@ -20,7 +20,8 @@ fn cfg(nr_cpus: u32) -> SimConfig {
 }
 
 fn policy(name: &str) -> Box<dyn Policy> {
-    by_name(name, &PolicyOptions::default()).expect(name)
+    let entry = schedkit_policies::ENTRIES.iter().find(|e| e.name == name);
+    entry.expect(name).build_default().expect(name)
 }
 
 /// Every kind of group at once.
@@ -416,8 +417,10 @@ fn trace_is_well_formed_and_no_cpu_runs_two_things_at_once() {
 #[test]
 fn compare_runs_each_policy_and_shows_ratios_to_the_first() {
     let sim = Simulation::new(spec(MIX), cfg(2));
-    let results = compare::run_all(&sim, &["eevdf", "fifo", "nope"], |n| {
-        by_name(n, &PolicyOptions::default())
+    let results = compare::run_all(&sim, &["eevdf", "fifo", "nope"], |n| match n {
+        "eevdf" => Ok(Scheduler::Eevdf),
+        "fifo" => Ok(Scheduler::Policy(policy("fifo"))),
+        _ => Err(format!("unknown policy `{n}`")),
     });
     assert_eq!(results.len(), 3);
     assert!(results[2]

@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use schedkit_core::Policy;
-use schedkit_policies::{by_name, PolicyOptions};
-use schedkit_sim::{compare, plot, SimConfig, SimError, SimOutput, Simulation};
+use schedkit_sim::{compare, plot, SimConfig, SimError, SimOutput, Simulation, EEVDF_NAME};
+
+use crate::cli::as_given;
+use crate::registry::Registry;
+
+type Owned = (String, Option<String>);
 use schedkit_workload::Spec;
 
 /// Machine and scheduler-cost options shared by `sim` and `compare`.
@@ -34,27 +37,16 @@ pub struct MachineArgs {
     /// The sched_ext watchdog timeout, seconds.
     #[arg(long, default_value_t = 30.0)]
     watchdog_s: f64,
-    /// Time slice for the policy (its maximum, for variable slices), microseconds.
-    #[arg(long)]
-    slice_us: Option<u64>,
-    /// Minimum time slice for policies with variable slices, microseconds (named as
-    /// in `schedkit run`; `--slice-min-us` is accepted too).
-    #[arg(
-        long = "slice-us-min",
-        alias = "slice-min-us",
-        value_name = "SLICE_US_MIN"
-    )]
-    slice_min_us: Option<u64>,
 }
 
 #[derive(clap::Args)]
 pub struct SimArgs {
     /// Workload spec (TOML).
     spec: PathBuf,
-    /// Scheduler: a schedkit policy (`schedkit policies` lists them), or `eevdf`, the
-    /// model of the kernel's default scheduler.
-    #[arg(long, default_value = "rustland")]
-    policy: String,
+    /// Scheduler: a policy (`policies` lists them), or `eevdf`, the model of the
+    /// kernel's default scheduler [default: the first policy listed].
+    #[arg(long)]
+    policy: Option<String>,
     #[command(flatten)]
     machine: MachineArgs,
     /// Also write the report (with the simulator's figures) as JSON to this file.
@@ -69,8 +61,9 @@ pub struct SimArgs {
 pub struct CompareArgs {
     /// Workload spec (TOML).
     spec: PathBuf,
-    /// Schedulers to compare, comma-separated; ratios are to the first.
-    #[arg(long, default_value = "eevdf,fifo,rustland", value_delimiter = ',')]
+    /// Schedulers to compare, comma-separated; ratios are to the first [default:
+    /// eevdf and every policy listed]. Policy options apply to each policy that has them.
+    #[arg(long, value_delimiter = ',')]
     policies: Vec<String>,
     #[command(flatten)]
     machine: MachineArgs,
@@ -120,32 +113,11 @@ impl MachineArgs {
             ..SimConfig::default()
         })
     }
-
-    fn policy_options(&self) -> PolicyOptions {
-        PolicyOptions {
-            slice_ns: self.slice_us.map(|us| us * 1_000),
-            slice_min_ns: self.slice_min_us.map(|us| us * 1_000),
-            ..PolicyOptions::default()
-        }
-    }
 }
 
 fn load_spec(path: &Path) -> anyhow::Result<Spec> {
     // The spec error already names the file, line and field.
     Spec::from_path(path).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-fn make_policy(name: &str, opts: &PolicyOptions) -> Option<Box<dyn Policy>> {
-    by_name(name, opts)
-}
-
-fn check_names(names: &[String], opts: &PolicyOptions) -> anyhow::Result<()> {
-    for n in names {
-        if n != "eevdf" && make_policy(n, opts).is_none() {
-            bail!("unknown policy `{n}`: run `schedkit policies` for the list, or use `eevdf`");
-        }
-    }
-    Ok(())
 }
 
 fn write_file(path: &Path, what: &str, text: &str) -> anyhow::Result<()> {
@@ -167,20 +139,19 @@ fn print_sim_figures(out: &SimOutput) {
     );
 }
 
-pub fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+pub fn sim(reg: &Registry, args: SimArgs, given: &[Owned]) -> anyhow::Result<ExitCode> {
+    let name = args
+        .policy
+        .clone()
+        .unwrap_or_else(|| reg.default_policy().to_string());
+    // A bad name or option fails before the spec is even read.
+    let scheduler = reg
+        .scheduler(&name, &as_given(given))
+        .map_err(anyhow::Error::msg)?;
     let spec = load_spec(&args.spec)?;
     let cfg = args.machine.config(args.trace.is_some())?;
-    let opts = args.machine.policy_options();
-    check_names(std::slice::from_ref(&args.policy), &opts)?;
     let sim = Simulation::new(spec, cfg);
-    let result = if args.policy == "eevdf" {
-        sim.run_eevdf()
-    } else {
-        match make_policy(&args.policy, &opts) {
-            Some(p) => sim.run(p),
-            None => bail!("unknown policy `{}`", args.policy),
-        }
-    };
+    let result = sim.run_scheduler(scheduler);
     match result {
         Ok(out) => {
             print!("{}", out.report.render_table());
@@ -203,7 +174,7 @@ pub fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
             }
             bail!(
                 "the policy `{}` was ejected after {:.3} s of simulated time ({}): {}; a real sched_ext kernel would have done the same, so fix the policy before running it",
-                args.policy,
+                name,
                 at_ns as f64 / 1e9,
                 exit.kind_name(),
                 exit.message
@@ -221,23 +192,46 @@ fn write_trace(path: &Path, trace: &schedkit_sim::Trace) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the trace to {}", path.display()))
 }
 
-pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
-    let spec = load_spec(&args.spec)?;
-    let cfg = args.machine.config(false)?;
-    let opts = args.machine.policy_options();
-    let names: Vec<String> = args
+pub fn compare(reg: &Registry, args: CompareArgs, given: &[Owned]) -> anyhow::Result<ExitCode> {
+    let mut names: Vec<String> = args
         .policies
         .iter()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    if args.policies.is_empty() {
+        names.push(EEVDF_NAME.to_string());
+        names.extend(reg.entries().iter().map(|e| e.name.to_string()));
+    }
     if names.is_empty() {
         bail!("--policies needs at least one scheduler, e.g. --policies eevdf,rustland");
     }
-    check_names(&names, &opts)?;
+    let given = as_given(given);
+    // Each option applies to the compared policies that have it; one that none has
+    // is a mistake.
+    for (opt, _) in &given {
+        if !names
+            .iter()
+            .any(|n| reg.get(n).is_some_and(|e| e.option(opt).is_some()))
+        {
+            bail!(
+                "none of the compared schedulers ({}) takes --{opt}",
+                names.join(", ")
+            );
+        }
+    }
+    // Bad names and values fail before any simulation starts.
+    for n in &names {
+        reg.scheduler(n, &reg.options_for(n, &given))
+            .map_err(anyhow::Error::msg)?;
+    }
+    let spec = load_spec(&args.spec)?;
+    let cfg = args.machine.config(false)?;
     let sim = Simulation::new(spec, cfg);
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let results = compare::run_all(&sim, &refs, |n| make_policy(n, &opts));
+    let results = compare::run_all(&sim, &refs, |n| {
+        reg.scheduler(n, &reg.options_for(n, &given))
+    });
     let mut runs = Vec::with_capacity(results.len());
     for (name, r) in names.iter().zip(results) {
         match r {

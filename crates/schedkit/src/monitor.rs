@@ -43,9 +43,22 @@ pub struct ReadSample {
     pub uptime_s: f64,
     #[serde(flatten)]
     pub counters: Counters,
-    #[serde(flatten)]
-    pub policy_stats: PolicyStats,
+    /// See [`PolicyStats::nr_tasks`].
+    pub nr_tasks: u64,
+    /// See [`PolicyStats::slice_ns`].
+    pub slice_ns: u64,
+    /// The policy's own named figures.
+    #[serde(default)]
+    pub policy_figures: Vec<ReadFigure>,
     pub page_faults: u64,
+}
+
+/// A policy's named figure, read back (see [`schedkit_core::Figure`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ReadFigure {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
 }
 
 fn ms(ns: u64) -> f64 {
@@ -57,7 +70,7 @@ pub fn stats_line(s: &Sample) -> String {
     let c = &s.counters;
     let p = &s.policy_stats;
     format!(
-        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} preempted {} | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms vruntime spread {:.2} ms",
+        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} preempted {} exits lost {} | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms{}",
         s.policy,
         c.nr_running,
         c.nr_queued,
@@ -68,12 +81,24 @@ pub fn stats_line(s: &Sample) -> String {
         c.bounced,
         c.congestion,
         c.preemptions,
+        c.exit_lost,
         c.trip_cost_ns as f64 / 1e3,
         s.page_faults,
         p.nr_tasks,
         ms(p.slice_ns),
-        ms(p.vruntime_spread_ns),
+        p.figures()
+            .map(|f| figure_text(f.name, f.value, f.unit))
+            .collect::<String>(),
     )
+}
+
+/// ` name 1.23 unit`, as the statistics line shows a policy's figure.
+fn figure_text(name: &str, value: f64, unit: &str) -> String {
+    if unit.is_empty() {
+        format!(" {name} {value:.2}")
+    } else {
+        format!(" {name} {value:.2} {unit}")
+    }
 }
 
 /// Holds the latest sample; a thread of its own prints it every `--stats` interval,
@@ -219,8 +244,8 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
          {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
          {:<22}{:>12}{:>14}\n{:<22}{:>12}{:>14}\n\
          {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
-         {:<22}{:>12}\n{:<22}{:>12.2} ms\n{:<22}{:>12.2} ms\n{:<22}{:>12}\n\
-         {:<22}{:>12.1} us\n",
+         {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12.2} ms\n{:<22}{:>12}\n\
+         {:<22}{:>12.1} us\n{}",
         s.policy,
         s.uptime_s,
         "",
@@ -246,16 +271,20 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
         c.congestion,
         "preempted",
         c.preemptions,
+        "exit events lost",
+        c.exit_lost,
         "policy tasks",
-        s.policy_stats.nr_tasks,
+        s.nr_tasks,
         "slice",
-        ms(s.policy_stats.slice_ns),
-        "vruntime spread",
-        ms(s.policy_stats.vruntime_spread_ns),
+        ms(s.slice_ns),
         "page faults",
         s.page_faults,
         "trip cost",
         c.trip_cost_ns as f64 / 1e3,
+        s.policy_figures
+            .iter()
+            .map(|f| format!("{:<22}{:>12.2} {}\n", f.name, f.value, f.unit))
+            .collect::<String>(),
     )
 }
 
@@ -273,10 +302,7 @@ mod tests {
                 trip_cost_ns: 12_300,
                 ..Default::default()
             },
-            policy_stats: PolicyStats {
-                slice_ns: 5_000_000,
-                ..Default::default()
-            },
+            policy_stats: PolicyStats::new(4, 5_000_000).with_figure("spread", 1.5, "ms"),
             page_faults: 0,
         }
     }
@@ -294,6 +320,9 @@ mod tests {
             "preempted 0",
             "page faults 0",
             "slice 5.00 ms",
+            "tasks 4",
+            "spread 1.50 ms",
+            "exits lost 0",
             "trip 12.3 us",
         ] {
             assert!(line.contains(word), "{word} missing in {line}");
@@ -314,6 +343,16 @@ mod tests {
         let read = read_sample().unwrap();
         assert_eq!(read.policy, "fifo");
         assert_eq!(read.counters.user_dispatches, 100);
+        assert_eq!(read.slice_ns, 5_000_000);
+        assert_eq!(
+            read.policy_figures,
+            [ReadFigure {
+                name: "spread".into(),
+                value: 1.5,
+                unit: "ms".into()
+            }]
+        );
+        assert!(table(&read, None, Duration::from_secs(1)).contains("spread"));
         drop(server);
         let err = read_sample().unwrap_err().to_string();
         assert!(err.contains("no schedkit scheduler is running"), "{err}");
