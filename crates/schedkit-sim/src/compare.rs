@@ -1,6 +1,7 @@
 //! Several schedulers on one scenario: runs them side by side (one thread each, same
 //! seed) and lays their figures out as one table, with each figure's ratio to the
-//! first scheduler's.
+//! first scheduler's. The figures are the report's own ([`schedkit_workload::figures`]),
+//! named and written as `schedkit bench-report` names and writes a real run's.
 //!
 //! ```
 //! use schedkit_sim::{compare, Scheduler, SimConfig, Simulation};
@@ -21,7 +22,7 @@
 
 use std::fmt::Write as _;
 
-use schedkit_workload::report::fmt_ns;
+use schedkit_workload::figures::{ratio, with_ratio, Better, Figure, Unit};
 
 use crate::{Scheduler, SimError, SimOutput, Simulation};
 
@@ -51,115 +52,45 @@ where
     })
 }
 
-/// How a figure is shown.
-#[derive(Clone, Copy)]
-enum Unit {
-    Ns,
-    Percent,
-    Rate,
-    Ratio,
-    Count,
+/// The figures of one simulated run: its report's ([`Report::figures`], the same
+/// names and units as a real run's), then the simulator's own about the scheduler.
+///
+/// [`Report::figures`]: schedkit_workload::Report::figures
+pub fn figures(run: &SimOutput) -> Vec<Figure> {
+    let mut out = run.report.figures();
+    let s = &run.sim;
+    out.extend([
+        Figure::new(
+            "scheduler CPU share",
+            Unit::Percent,
+            Better::Lower,
+            s.scheduler_share,
+        ),
+        Figure::new(
+            "policy decisions",
+            Unit::Count,
+            Better::Neither,
+            s.decisions as f64,
+        ),
+        Figure::new(
+            "kernel fast-path dispatches",
+            Unit::Count,
+            Better::Neither,
+            s.kernel_dispatches as f64,
+        ),
+        Figure::new(
+            "context switches",
+            Unit::Count,
+            Better::Neither,
+            s.context_switches as f64,
+        ),
+    ]);
+    out
 }
 
-/// One row of the comparison: a label and one value per run.
-struct Row {
-    label: String,
-    unit: Unit,
-    values: Vec<f64>,
-}
-
-fn rows(runs: &[SimOutput]) -> Vec<Row> {
-    let mut rows: Vec<Row> = Vec::new();
-    let mut add = |label: String, unit: Unit, f: &dyn Fn(&SimOutput) -> Option<f64>| {
-        let values: Vec<Option<f64>> = runs.iter().map(f).collect();
-        if values.iter().all(Option::is_some) {
-            rows.push(Row {
-                label,
-                unit,
-                values: values.into_iter().flatten().collect(),
-            });
-        }
-    };
-    let Some(first) = runs.first() else {
-        return Vec::new();
-    };
-    for (gi, g) in first.report.groups.iter().enumerate() {
-        let n = &g.name;
-        let grp = move |r: &SimOutput| r.report.groups.get(gi).cloned();
-        if g.periodic.is_some() {
-            add(format!("{n}: deadline misses"), Unit::Percent, &|r| {
-                grp(r)?.periodic.map(|p| p.miss_ratio)
-            });
-            add(format!("{n}: lateness p50"), Unit::Ns, &|r| {
-                grp(r)?.periodic.map(|p| p.start_lateness.p50_ns as f64)
-            });
-            add(format!("{n}: lateness p99"), Unit::Ns, &|r| {
-                grp(r)?.periodic.map(|p| p.start_lateness.p99_ns as f64)
-            });
-            add(format!("{n}: lateness max"), Unit::Ns, &|r| {
-                grp(r)?.periodic.map(|p| p.start_lateness.max_ns as f64)
-            });
-        }
-        if g.jobs.is_some() {
-            add(format!("{n}: jobs/s"), Unit::Rate, &|r| {
-                grp(r)?.jobs.map(|j| j.jobs_per_s)
-            });
-            add(format!("{n}: completion mean"), Unit::Ns, &|r| {
-                grp(r)?.jobs.map(|j| j.completion.mean_ns as f64)
-            });
-            add(format!("{n}: completion p99"), Unit::Ns, &|r| {
-                grp(r)?.jobs.map(|j| j.completion.p99_ns as f64)
-            });
-        }
-        if g.pingpong.is_some() {
-            add(format!("{n}: round trips/s"), Unit::Rate, &|r| {
-                grp(r)?.pingpong.map(|p| p.round_trips_per_s)
-            });
-            add(format!("{n}: round trip p50"), Unit::Ns, &|r| {
-                grp(r)?.pingpong.map(|p| p.latency.p50_ns as f64)
-            });
-            add(format!("{n}: round trip p99"), Unit::Ns, &|r| {
-                grp(r)?.pingpong.map(|p| p.latency.p99_ns as f64)
-            });
-        }
-        add(format!("{n}: CPU share"), Unit::Percent, &|r| {
-            grp(r).map(|g| g.cpu_share)
-        });
-    }
-    for (fi, f) in first.report.fairness.iter().enumerate() {
-        add(
-            format!("fairness, cpu tasks at nice {} (Jain)", f.nice),
-            Unit::Ratio,
-            &|r| r.report.fairness.get(fi).map(|f| f.jain),
-        );
-    }
-    add("scheduler CPU share".into(), Unit::Percent, &|r| {
-        Some(r.sim.scheduler_share)
-    });
-    add("policy decisions".into(), Unit::Count, &|r| {
-        Some(r.sim.decisions as f64)
-    });
-    add("kernel fast-path dispatches".into(), Unit::Count, &|r| {
-        Some(r.sim.kernel_dispatches as f64)
-    });
-    add("context switches".into(), Unit::Count, &|r| {
-        Some(r.sim.context_switches as f64)
-    });
-    rows
-}
-
-fn fmt_value(unit: Unit, v: f64) -> String {
-    match unit {
-        Unit::Ns => fmt_ns(v.max(0.0) as u64),
-        Unit::Percent => format!("{:.2}%", v * 100.0),
-        Unit::Rate => format!("{v:.1}"),
-        Unit::Ratio => format!("{v:.3}"),
-        Unit::Count => format!("{v:.0}"),
-    }
-}
-
-/// The side-by-side table: one column per run, each figure followed by its ratio to
-/// the first run's (`x1.50`; `-` where the first is zero).
+/// The side-by-side table: one row per figure of the first run, one column per run,
+/// each value followed by its ratio to the first run's (`(1.50x)`; none where the
+/// first is zero, `-` where a run lacks the figure).
 pub fn render_table(runs: &[SimOutput]) -> String {
     let mut out = String::new();
     let Some(first) = runs.first() else {
@@ -173,29 +104,25 @@ pub fn render_table(runs: &[SimOutput]) -> String {
         first.report.duration_ns as f64 / 1e9,
         first.sim.seed
     );
-    let rows = rows(runs);
-    let label_w = rows.iter().map(|r| r.label.len()).max().unwrap_or(6).max(6);
+    let per_run: Vec<Vec<Figure>> = runs.iter().map(figures).collect();
+    let rows = &per_run[0];
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
-            row.values
+            per_run
                 .iter()
                 .enumerate()
-                .map(|(i, &v)| {
-                    let mut s = fmt_value(row.unit, v);
-                    if i > 0 {
-                        let base = row.values[0];
-                        if base != 0.0 {
-                            let _ = write!(s, " (x{:.2})", v / base);
-                        } else {
-                            s.push_str(" (-)");
-                        }
+                .map(|(i, figs)| match figs.iter().find(|f| f.name == row.name) {
+                    Some(f) => {
+                        let r = (i > 0).then(|| ratio(f.value, row.value)).flatten();
+                        with_ratio(f.unit, f.value, r)
                     }
-                    s
+                    None => "-".to_string(),
                 })
                 .collect()
         })
         .collect();
+    let label_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(6).max(6);
     let col_w: Vec<usize> = (0..runs.len())
         .map(|i| {
             cells
@@ -212,7 +139,7 @@ pub fn render_table(runs: &[SimOutput]) -> String {
     }
     out.push('\n');
     for (row, cells) in rows.iter().zip(&cells) {
-        let _ = write!(out, "{:<label_w$}", row.label);
+        let _ = write!(out, "{:<label_w$}", row.name);
         for (i, c) in cells.iter().enumerate() {
             let _ = write!(out, "  {:>w$}", c, w = col_w[i]);
         }
@@ -225,4 +152,98 @@ pub fn render_table(runs: &[SimOutput]) -> String {
 pub fn to_json(runs: &[SimOutput]) -> String {
     let items: Vec<String> = runs.iter().map(|r| r.to_json()).collect();
     format!("[\n{}\n]\n", items.join(",\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimConfig;
+    use schedkit_workload::exec::{self, ExecOptions};
+    use schedkit_workload::Spec;
+
+    /// Every kind of group, two equal hogs for a fairness figure; short enough to run
+    /// for real in a test.
+    const MIX: &str = r#"
+        name = "mix"
+        duration_s = 0.3
+        seed = 3
+        [[group]]
+        name = "game"
+        kind = "periodic"
+        period_ms = 10
+        work_ms = 1
+        [[group]]
+        name = "build"
+        kind = "jobs"
+        parallel = 1
+        work_ms = 2
+        [[group]]
+        name = "ipc"
+        kind = "pingpong"
+        work_us = 20
+        [[group]]
+        name = "hogs"
+        kind = "cpu"
+        count = 2
+        nice = 5
+    "#;
+
+    fn names(figures: &[Figure]) -> Vec<(&str, Unit, Better)> {
+        figures
+            .iter()
+            .map(|f| (f.name.as_str(), f.unit, f.better))
+            .collect()
+    }
+
+    #[test]
+    fn simulated_and_real_runs_of_one_spec_give_the_same_figures_in_order() {
+        let spec = Spec::from_str_named(MIX, "mix.toml").unwrap();
+        let simulated = Simulation::new(spec.clone(), SimConfig::default())
+            .run_eevdf()
+            .unwrap();
+        let real = exec::run(&spec, &ExecOptions::default()).unwrap();
+        let sim_figures = simulated.report.figures();
+        let real_figures = real.figures();
+        assert_eq!(names(&sim_figures), names(&real_figures));
+        // Every kind of group is there, and the fairness of the equal hogs.
+        let all = names(&real_figures);
+        for name in [
+            "game: lateness p99",
+            "build: jobs",
+            "ipc: round trip p99",
+            "hogs: CPU share",
+            "cpu tasks at nice 5: fairness (Jain)",
+        ] {
+            assert!(all.iter().any(|(n, _, _)| *n == name), "{name} in {all:?}");
+        }
+    }
+
+    #[test]
+    fn table_rows_are_the_run_figures_in_order_written_by_unit() {
+        let spec = Spec::from_str_named(MIX, "mix.toml").unwrap();
+        let sim = Simulation::new(spec, SimConfig::default());
+        let runs: Vec<SimOutput> = run_all(&sim, &["eevdf", "eevdf"], |_| None)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let table = render_table(&runs);
+        let figs = figures(&runs[0]);
+        let lines: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(lines.len(), figs.len(), "{table}");
+        for (line, f) in lines.iter().zip(&figs) {
+            assert!(line.starts_with(&f.name), "{line:?} is not {}", f.name);
+            // The same run twice: each value, then a ratio of 1 where it is defined.
+            let value = f.formatted();
+            assert!(
+                line.contains(&format!(" {value} ")),
+                "{line:?} lacks {value}"
+            );
+            if f.value != 0.0 {
+                assert!(line.ends_with(&format!("{value} (1.00x)")), "{line:?}");
+            } else {
+                assert!(line.ends_with(&format!(" {value}")), "{line:?}");
+            }
+        }
+        assert_eq!(figs.last().unwrap().name, "context switches");
+    }
 }

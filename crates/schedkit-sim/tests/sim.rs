@@ -433,7 +433,7 @@ fn compare_runs_each_policy_and_shows_ratios_to_the_first() {
     assert_eq!(runs[1].to_json(), run(&sim, "fifo").to_json());
     let table = compare::render_table(&runs);
     assert!(table.contains("game: deadline misses"), "{table}");
-    assert!(table.contains("(x"), "{table}");
+    assert!(table.contains("x)"), "{table}");
     let svg = plot::comparison_svg(&runs).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("fifo") && svg.contains("</svg>"));
 }

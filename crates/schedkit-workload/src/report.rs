@@ -427,17 +427,10 @@ fn per_second(n: u64, duration_ns: u64) -> f64 {
     }
 }
 
-/// A duration in the most readable unit: `850ns`, `12.3us`, `4.56ms`, `1.20s`.
+/// A duration in the most readable unit: `850 ns`, `12.3 us`, `4.56 ms`, `1.20 s`
+/// (the same as [`crate::figures::Unit::Nanos`] writes it).
 pub fn fmt_ns(ns: u64) -> String {
-    if ns < 1_000 {
-        format!("{ns}ns")
-    } else if ns < 1_000_000 {
-        format!("{:.1}us", ns as f64 / 1e3)
-    } else if ns < 1_000_000_000 {
-        format!("{:.2}ms", ns as f64 / 1e6)
-    } else {
-        format!("{:.2}s", ns as f64 / 1e9)
-    }
+    crate::figures::format_duration_ns(ns as f64)
 }
 
 #[cfg(test)]

@@ -4,6 +4,13 @@
 //! `medians.json` (the same figures for scripts) and `chart.svg` (frame deadline-miss
 //! ratio and lateness p99 of the game-while-building periodic group).
 //!
+//! A workload run's figures are its report's own ([`Report::figures`]), named and
+//! written as `schedkit compare` names and writes a simulated run's, so the two tables
+//! line up row for row; the other benchmarks' figures use the same units and writing.
+//! In `medians.json` each row holds its benchmark, its figure's name, its unit (`ns`
+//! for every duration, `percent` for a fraction, ...) and which way is better; the
+//! medians are in the unit's base (nanoseconds, fractions).
+//!
 //! Only runs whose scheduler was still attached afterwards count: a run during which
 //! the scheduler was ejected measured the default scheduler, so it is shown as
 //! "ejected" and never enters a median.
@@ -15,6 +22,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use plotters::prelude::*;
+use schedkit_workload::figures::{
+    figure_name, measure, measure_of, median, ratio, with_ratio, Better, Figure, Unit,
+};
 use schedkit_workload::Report;
 use serde::{Deserialize, Serialize};
 
@@ -83,123 +93,30 @@ pub struct RunEntry {
     pub wall_s: Option<f64>,
 }
 
-/// How a figure is shown, and which way is better.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unit {
-    Seconds,
-    Millis,
-    Micros,
-    /// A ratio shown as a percentage.
-    Percent,
-    PerSecond,
-    Count,
-}
-
-fn format_value(v: f64, unit: Unit) -> String {
-    let num = |x: f64| {
-        if x.abs() >= 100.0 {
-            format!("{x:.0}")
-        } else if x.abs() >= 10.0 {
-            format!("{x:.1}")
-        } else {
-            format!("{x:.2}")
-        }
-    };
-    match unit {
-        Unit::Seconds => format!("{} s", num(v)),
-        Unit::Millis => format!("{} ms", num(v)),
-        Unit::Micros => format!("{} us", num(v)),
-        Unit::Percent => format!("{}%", num(v * 100.0)),
-        Unit::PerSecond => format!("{}/s", num(v)),
-        Unit::Count => format!("{v:.0}"),
-    }
-}
-
-/// The figures one run yields: (name, unit, value).
-fn run_figures(run: &RunEntry) -> Vec<(String, Unit, f64)> {
-    let mut out = Vec::new();
+/// The figures one run yields: a workload's report figures, or the figures of
+/// hackbench (wall time) and cyclictest (latency), durations in nanoseconds.
+fn run_figures(run: &RunEntry) -> Vec<Figure> {
     let Some(fig) = &run.figures else {
-        return out;
+        return Vec::new();
     };
-    let ms = |ns: u64| ns as f64 / 1e6;
+    let number = |key: &str| fig.get(key).and_then(|v| v.as_f64());
+    let duration = |name: &str, ns: f64| Figure::new(name, Unit::Nanos, Better::Lower, ns);
     match run.kind.as_str() {
-        "workload" => {
-            let Ok(report) = serde_json::from_value::<Report>(fig.clone()) else {
-                return out;
-            };
-            let b = &run.benchmark;
-            for g in &report.groups {
-                let n = &g.name;
-                if let Some(p) = &g.periodic {
-                    let l = &p.start_lateness;
-                    out.push((
-                        format!("{b}: {n} deadline misses"),
-                        Unit::Percent,
-                        p.miss_ratio,
-                    ));
-                    out.push((format!("{b}: {n} lateness p50"), Unit::Millis, ms(l.p50_ns)));
-                    out.push((format!("{b}: {n} lateness p99"), Unit::Millis, ms(l.p99_ns)));
-                    out.push((format!("{b}: {n} lateness max"), Unit::Millis, ms(l.max_ns)));
-                }
-                if let Some(j) = &g.jobs {
-                    out.push((format!("{b}: {n} jobs"), Unit::PerSecond, j.jobs_per_s));
-                }
-                if let Some(pp) = &g.pingpong {
-                    let l = &pp.latency;
-                    out.push((
-                        format!("{b}: {n} round trips"),
-                        Unit::PerSecond,
-                        pp.round_trips_per_s,
-                    ));
-                    out.push((
-                        format!("{b}: {n} round trip p99"),
-                        Unit::Millis,
-                        ms(l.p99_ns),
-                    ));
-                }
-            }
-        }
-        "hackbench" => {
-            if let Some(s) = fig.get("wall_s").and_then(|v| v.as_f64()) {
-                out.push(("hackbench: wall time".into(), Unit::Seconds, s));
-            }
-        }
-        "cyclictest" => {
-            for (key, what) in [("avg_us", "avg"), ("p99_us", "p99"), ("max_us", "max")] {
-                if let Some(v) = fig.get(key).and_then(|v| v.as_f64()) {
-                    out.push((
-                        format!("cyclictest under stress-ng: {what}"),
-                        Unit::Micros,
-                        v,
-                    ));
-                }
-            }
-        }
-        _ => {}
+        "workload" => serde_json::from_value::<Report>(fig.clone())
+            .map(|report| report.figures())
+            .unwrap_or_default(),
+        "hackbench" => number("wall_s")
+            .map(|s| duration("wall time", s * 1e9))
+            .into_iter()
+            .collect(),
+        "cyclictest" => [("avg_us", "avg"), ("p99_us", "p99"), ("max_us", "max")]
+            .into_iter()
+            .filter_map(|(key, what)| {
+                number(key).map(|us| duration(&format!("latency {what}"), us * 1e3))
+            })
+            .collect(),
+        _ => Vec::new(),
     }
-    out
-}
-
-/// The median of `values` (the mean of the middle two for an even count); None when
-/// empty.
-pub fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let mid = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    })
-}
-
-/// `value / baseline`, when the baseline is a usable divisor.
-pub fn ratio(value: f64, baseline: f64) -> Option<f64> {
-    (baseline.abs() > f64::EPSILON && baseline.is_finite()).then(|| value / baseline)
 }
 
 /// One cell of the table: a scheduler's runs of one figure.
@@ -215,11 +132,15 @@ pub struct Cell {
     pub ratio: Option<f64>,
 }
 
-/// One row of the table.
+/// One row of the table: a figure of one benchmark.
 #[derive(Debug, Clone, Serialize)]
 pub struct FigureRow {
+    /// The benchmark (a scenario's name, `hackbench`, `cyclictest`).
+    pub benchmark: String,
+    /// The figure's name, as `schedkit compare` names it for a scenario.
     pub figure: String,
     pub unit: Unit,
+    pub better: Better,
     /// Per scheduler, in the order of `Summary::schedulers`.
     pub cells: Vec<Cell>,
 }
@@ -258,11 +179,11 @@ impl Summary {
             .any(|s| !s.attached || s.ejected_runs > 0)
     }
 
-    fn cell(&self, figure: &str, scheduler: &str) -> Option<&Cell> {
+    fn cell(&self, benchmark: &str, figure: &str, scheduler: &str) -> Option<&Cell> {
         let i = self.schedulers.iter().position(|s| s.label == scheduler)?;
         self.rows
             .iter()
-            .find(|r| r.figure == figure)
+            .find(|r| r.benchmark == benchmark && r.figure == figure)
             .and_then(|r| r.cells.get(i))
     }
 }
@@ -276,19 +197,25 @@ pub fn summarize(raw: &Raw) -> Summary {
             labels.push(r.scheduler.clone());
         }
     }
-    // Figure order: as first seen. Values of runs that count, per (figure, scheduler).
-    let mut figures: Vec<(String, Unit)> = Vec::new();
-    let mut values: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
-    let mut benchmark_of: BTreeMap<String, String> = BTreeMap::new();
+    // Figure order: as first seen. Values of runs that count, per (row, scheduler).
+    let mut figures: Vec<(String, Figure)> = Vec::new();
+    let mut values: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
+    fn row_of(figures: &mut Vec<(String, Figure)>, benchmark: &str, figure: Figure) -> usize {
+        let found = figures
+            .iter()
+            .position(|(b, f)| b == benchmark && f.name == figure.name);
+        found.unwrap_or_else(|| {
+            figures.push((benchmark.to_string(), figure));
+            figures.len() - 1
+        })
+    }
     for r in &raw.runs {
-        for (name, unit, v) in run_figures(r) {
-            if !figures.iter().any(|(f, _)| *f == name) {
-                figures.push((name.clone(), unit));
-            }
-            benchmark_of.insert(name.clone(), r.benchmark.clone());
+        for f in run_figures(r) {
+            let v = f.value;
+            let row = row_of(&mut figures, &r.benchmark, f);
             if r.status == "ok" && v.is_finite() {
                 values
-                    .entry((name, r.scheduler.clone()))
+                    .entry((row, r.scheduler.clone()))
                     .or_default()
                     .push(v);
             }
@@ -296,13 +223,14 @@ pub fn summarize(raw: &Raw) -> Summary {
     }
     // Benchmarks an ejected run belongs to: their figures may have no values at all.
     for r in raw.runs.iter().filter(|r| r.status == "ejected") {
-        let known = benchmark_of.values().any(|b| *b == r.benchmark);
-        if !known {
-            let name = format!("{}: (ejected before any figure)", r.benchmark);
-            if !figures.iter().any(|(f, _)| *f == name) {
-                figures.push((name.clone(), Unit::Count));
-                benchmark_of.insert(name, r.benchmark.clone());
-            }
+        let placeholder = Figure::new(
+            "(ejected before any figure)",
+            Unit::Count,
+            Better::Neither,
+            f64::NAN,
+        );
+        if !figures.iter().any(|(b, _)| *b == r.benchmark) {
+            row_of(&mut figures, &r.benchmark, placeholder);
         }
     }
     let count = |sched: &str, bench: &str, status: &str| {
@@ -313,23 +241,17 @@ pub fn summarize(raw: &Raw) -> Summary {
     };
     let rows = figures
         .into_iter()
-        .map(|(figure, unit)| {
-            let bench = benchmark_of.get(&figure).cloned().unwrap_or_default();
-            let med = |s: &str| {
-                values
-                    .get(&(figure.clone(), s.to_string()))
-                    .and_then(|v| median(v))
-            };
-            let base = med(BASELINE);
+        .enumerate()
+        .map(|(row, (bench, figure))| {
+            let samples = |s: &str| values.get(&(row, s.to_string()));
+            let base = samples(BASELINE).and_then(|v| median(v));
             let cells = labels
                 .iter()
                 .map(|s| {
-                    let m = med(s);
+                    let m = samples(s).and_then(|v| median(v));
                     Cell {
                         median: m,
-                        ok_runs: values
-                            .get(&(figure.clone(), s.clone()))
-                            .map_or(0, |v| v.len()),
+                        ok_runs: samples(s).map_or(0, Vec::len),
                         ejected_runs: count(s, &bench, "ejected"),
                         ratio: match (m, base) {
                             (Some(m), Some(b)) if s != BASELINE => ratio(m, b),
@@ -339,8 +261,10 @@ pub fn summarize(raw: &Raw) -> Summary {
                 })
                 .collect();
             FigureRow {
-                figure,
-                unit,
+                figure: figure.name,
+                unit: figure.unit,
+                better: figure.better,
+                benchmark: bench,
                 cells,
             }
         })
@@ -379,19 +303,53 @@ fn cell_text(cell: &Cell, unit: Unit, sched: &SchedulerSummary) -> String {
         return "not attached".into();
     }
     let mut s = match cell.median {
-        Some(m) => format_value(m, unit),
+        // A ratio exists only beside a median.
+        Some(m) => with_ratio(unit, m, cell.ratio),
         None if cell.ejected_runs > 0 => "ejected".into(),
         // The benchmark stops a scheduler's runs at its first ejection.
         None if sched.ejected_runs > 0 => "not run (ejected before)".into(),
         None => "-".into(),
     };
-    if let Some(r) = cell.ratio {
-        let _ = write!(s, " ({r:.2}x)");
-    }
     if cell.median.is_some() && cell.ejected_runs > 0 {
         let _ = write!(s, " [{} run(s) ejected]", cell.ejected_runs);
     }
     s
+}
+
+/// Which way the figures are better, from their own direction: "Lower is better
+/// except for jobs and round trips (higher is better) and CPU share (neither way)."
+/// Only rows with a measured value count.
+fn direction_note(rows: &[FigureRow]) -> String {
+    let measures = |better: Better| {
+        let mut out: Vec<&str> = Vec::new();
+        let measured = |r: &&FigureRow| r.cells.iter().any(|c| c.median.is_some());
+        for r in rows.iter().filter(measured).filter(|r| r.better == better) {
+            let m = measure_of(&r.figure);
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
+    };
+    let list = |items: &[&str]| match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    };
+    let higher = measures(Better::Higher);
+    let neither = measures(Better::Neither);
+    let mut exceptions = Vec::new();
+    if !higher.is_empty() {
+        exceptions.push(format!("{} (higher is better)", list(&higher)));
+    }
+    if !neither.is_empty() {
+        exceptions.push(format!("{} (neither way)", list(&neither)));
+    }
+    if exceptions.is_empty() {
+        "Lower is better.".to_string()
+    } else {
+        format!("Lower is better except for {}.", exceptions.join(" and "))
+    }
 }
 
 /// The benchmark's options as a Markdown list.
@@ -431,8 +389,8 @@ pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> Str
     let _ = writeln!(
         md,
         "Medians over the runs during which the scheduler stayed attached; in brackets, \
-         the ratio to {BASELINE} (the kernel's default). Lower is better except for \
-         jobs/s and round trips/s.\n"
+         the ratio to {BASELINE} (the kernel's default). {}\n",
+        direction_note(&summary.rows)
     );
     let mut header = String::from("| figure |");
     let mut rule = String::from("|---|");
@@ -442,7 +400,7 @@ pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> Str
     }
     let _ = writeln!(md, "{header}\n{rule}");
     for row in &summary.rows {
-        let _ = write!(md, "| {} |", row.figure);
+        let _ = write!(md, "| {} / {} |", row.benchmark, row.figure);
         for (cell, s) in row.cells.iter().zip(&summary.schedulers) {
             let _ = write!(md, " {} |", cell_text(cell, row.unit, s));
         }
@@ -465,12 +423,12 @@ pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> Str
                 format!("`{}`", s.command.rsplit('/').next().unwrap_or(&s.command))
             },
             if s.ops.is_empty() { "-" } else { &s.ops },
-            s.attach_s.map_or("-".into(), |a| format!("{a:.1} s")),
+            s.attach_s
+                .map_or("-".into(), |a| Unit::Nanos.format(a * 1e9)),
             s.ok_runs,
             s.ejected_runs,
             s.failed_runs,
-            s.cpu_share
-                .map_or("-".into(), |c| format!("{:.2}%", c * 100.0)),
+            s.cpu_share.map_or("-".into(), |c| Unit::Percent.format(c)),
             s.faults.map_or("-".into(), |f| f.to_string()),
             s.detach_rc.map_or("-".into(), |r| r.to_string()),
         );
@@ -500,25 +458,25 @@ type ChartBar = (String, Option<f64>, Option<f64>);
 
 /// The periodic group the chart shows, and its figures per scheduler.
 fn chart_data(summary: &Summary) -> Option<(String, Vec<ChartBar>)> {
-    let prefix = format!("{CHART_SCENARIO}: ");
-    let miss = summary
-        .rows
-        .iter()
-        .find(|r| r.figure.starts_with(&prefix) && r.figure.ends_with(" deadline misses"))?;
-    let group = miss
-        .figure
-        .strip_prefix(&prefix)?
-        .strip_suffix(" deadline misses")?
-        .to_string();
-    let p99_name = format!("{prefix}{group} lateness p99");
+    let suffix = format!(": {}", measure::DEADLINE_MISSES);
+    let miss = summary.rows.iter().find(|r| {
+        r.benchmark == CHART_SCENARIO && r.figure.ends_with(&suffix) && r.unit == Unit::Percent
+    })?;
+    let group = miss.figure.strip_suffix(&suffix)?.to_string();
+    let p99_name = figure_name(&group, measure::LATENESS_P99);
+    let median = |figure: &str, label: &str| {
+        summary
+            .cell(CHART_SCENARIO, figure, label)
+            .and_then(|c| c.median)
+    };
     let data = summary
         .schedulers
         .iter()
         .map(|s| {
             (
                 s.label.clone(),
-                summary.cell(&miss.figure, &s.label).and_then(|c| c.median),
-                summary.cell(&p99_name, &s.label).and_then(|c| c.median),
+                median(&miss.figure, &s.label),
+                median(&p99_name, &s.label).map(|ns| ns / 1e6),
             )
         })
         .collect();
@@ -758,14 +716,14 @@ mod tests {
         );
         let s = summarize(&r);
         let p99 = s
-            .cell("game-while-building: game lateness p99", "fifo")
+            .cell(CHART_SCENARIO, "game: lateness p99", "fifo")
             .unwrap();
-        assert_eq!(p99.median, Some(2.0));
+        assert_eq!(p99.median, Some(2e6));
         assert_eq!(p99.ratio, Some(2.0 / 6.0));
         let base = s
-            .cell("game-while-building: game lateness p99", "eevdf")
+            .cell(CHART_SCENARIO, "game: lateness p99", "eevdf")
             .unwrap();
-        assert_eq!((base.median, base.ratio), (Some(6.0), None));
+        assert_eq!((base.median, base.ratio), (Some(6e6), None));
         let md = render_markdown(&r, &s, Some("chart.svg"));
         assert!(md.contains("| 2.00 ms (0.33x) |"), "{md}");
         assert!(md.contains("2.00% (0.10x)"), "{md}");
@@ -794,10 +752,10 @@ mod tests {
             ],
         );
         let s = summarize(&r);
-        let name = "game-while-building: game lateness p99";
-        let fifo = s.cell(name, "fifo").unwrap();
-        assert_eq!((fifo.median, fifo.ejected_runs), (Some(1.0), 1));
-        let rl = s.cell(name, "rustland").unwrap();
+        let name = "game: lateness p99";
+        let fifo = s.cell(CHART_SCENARIO, name, "fifo").unwrap();
+        assert_eq!((fifo.median, fifo.ejected_runs), (Some(1e6), 1));
+        let rl = s.cell(CHART_SCENARIO, name, "rustland").unwrap();
         assert_eq!((rl.median, rl.ratio), (None, None));
         assert!(s.has_failures());
         let md = render_markdown(&r, &s, None);
@@ -841,9 +799,76 @@ mod tests {
         c.benchmark = "cyclictest".into();
         c.figures = Some(serde_json::json!({"avg_us": 650, "p99_us": 3000, "max_us": 6400}));
         let figs: Vec<_> = run_figures(&h).into_iter().chain(run_figures(&c)).collect();
-        assert_eq!(figs[0], ("hackbench: wall time".into(), Unit::Seconds, 4.5));
-        assert_eq!(figs[2].2, 3000.0);
-        assert_eq!(format_value(4.5, Unit::Seconds), "4.50 s");
-        assert_eq!(format_value(650.0, Unit::Micros), "650 us");
+        assert_eq!(
+            figs[0],
+            Figure::new("wall time", Unit::Nanos, Better::Lower, 4.5e9)
+        );
+        assert_eq!(figs[2].name, "latency p99");
+        assert_eq!(figs[2].value, 3e6);
+        assert_eq!(figs[0].formatted(), "4.50 s");
+        assert_eq!(figs[1].formatted(), "650 us");
+    }
+
+    #[test]
+    fn workload_rows_are_the_report_figures_in_order_and_read_like_compare() {
+        let r = raw(
+            vec![sched("eevdf", true), sched("fifo", true)],
+            vec![
+                run("eevdf", 1, "ok", 0.761, 61.7),
+                run("fifo", 1, "ok", 0.0633, 15.2),
+            ],
+        );
+        let report: Report = serde_json::from_value(workload_report("eevdf", 0.761, 61.7)).unwrap();
+        let s = summarize(&r);
+        let rows: Vec<(&str, Unit)> = s.rows.iter().map(|r| (r.figure.as_str(), r.unit)).collect();
+        let figures = report.figures();
+        let expected: Vec<(&str, Unit)> =
+            figures.iter().map(|f| (f.name.as_str(), f.unit)).collect();
+        assert_eq!(rows, expected);
+        assert!(s.rows.iter().all(|r| r.benchmark == CHART_SCENARIO));
+        let md = render_markdown(&r, &s, None);
+        assert!(
+            md.contains("| game-while-building / game: deadline misses | 76.1% | 6.33% (0.08x) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| game-while-building / game: lateness p99 | 61.7 ms | 15.2 ms (0.25x) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Lower is better except for CPU share (neither way)."),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn direction_note_lists_the_measures_where_lower_is_not_better() {
+        let row = |figure: &str, better: Better, measured: bool| FigureRow {
+            benchmark: "b".into(),
+            figure: figure.into(),
+            unit: Unit::Count,
+            better,
+            cells: vec![Cell {
+                median: measured.then_some(1.0),
+                ok_runs: 1,
+                ejected_runs: 0,
+                ratio: None,
+            }],
+        };
+        let rows = [
+            row("game: lateness p99", Better::Lower, true),
+            row("build: jobs", Better::Higher, true),
+            row("ipc: round trips", Better::Higher, true),
+            row("indexer: jobs", Better::Higher, true),
+            row("cpu tasks at nice 0: fairness (Jain)", Better::Higher, true),
+            row("game: CPU share", Better::Neither, true),
+            row("(ejected before any figure)", Better::Neither, false),
+        ];
+        assert_eq!(
+            direction_note(&rows),
+            "Lower is better except for jobs, round trips and fairness (Jain) \
+             (higher is better) and CPU share (neither way)."
+        );
+        assert_eq!(direction_note(&rows[..1]), "Lower is better.");
     }
 }
