@@ -21,4 +21,4 @@ pub mod report;
 pub mod spec;
 
 pub use report::{LatencyRecorder, Percentiles, Report};
-pub use spec::{Group, Kind, Parallel, Rng, Spec, SpecError, WorkDist};
+pub use spec::{Group, Kind, Parallel, Rng, Spec, SpecError, TooManyTasks, WorkDist};
