@@ -418,6 +418,12 @@ impl Spec {
         };
         let raw: RawSpec = toml::from_str(text).map_err(|e| {
             let msg = e.message().trim_end().replace('\n', "; ");
+            // The toml crate leaves some syntax errors (`key =` and no value) unexplained.
+            let msg = if msg.is_empty() {
+                "this is not valid TOML (a missing value?)".to_string()
+            } else {
+                msg
+            };
             err(e.span(), msg)
         })?;
         raw.build().map_err(|(span, msg)| err(span, msg))
@@ -1114,6 +1120,12 @@ affinity = [0]
             err,
             "t.toml:5:8: group `g`: kind `periodic` needs the field `period_ms`"
         );
+    }
+
+    #[test]
+    fn toml_error_without_a_message_still_says_something() {
+        let err = parse("0=").unwrap_err().to_string();
+        assert_eq!(err, "t.toml:1:3: this is not valid TOML (a missing value?)");
     }
 
     #[test]
