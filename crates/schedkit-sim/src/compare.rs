@@ -222,7 +222,7 @@ mod tests {
     fn table_rows_are_the_run_figures_in_order_written_by_unit() {
         let spec = Spec::from_str_named(MIX, "mix.toml").unwrap();
         let sim = Simulation::new(spec, SimConfig::default());
-        let runs: Vec<SimOutput> = run_all(&sim, &["eevdf", "eevdf"], |_| None)
+        let runs: Vec<SimOutput> = run_all(&sim, &["eevdf", "eevdf"], |_| Ok(Scheduler::Eevdf))
             .into_iter()
             .map(Result::unwrap)
             .collect();

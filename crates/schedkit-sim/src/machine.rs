@@ -332,6 +332,9 @@ impl Machine {
         if end == 0 {
             return Err(SimError::Config("the duration must be positive".into()));
         }
+        // Like the executor: a per-CPU `parallel` can pass the limit on many CPUs.
+        spec.check_nr_tasks(n)
+            .map_err(|e| SimError::Config(e.to_string()))?;
         let mut m = Machine {
             cfg: cfg.clone(),
             mode,
@@ -414,7 +417,7 @@ impl Machine {
                 kind: g.kind.name(),
                 nice: g.nice,
                 tasks: Vec::new(),
-                nr_tasks: 0,
+                nr_tasks: g.nr_tasks(n),
                 lateness: LatencyRecorder::new(),
                 frames: 0,
                 misses: 0,
@@ -431,20 +434,12 @@ impl Machine {
                 allowed,
             };
             match &g.kind {
-                Kind::Jobs {
-                    parallel,
-                    work,
-                    total,
-                } => {
+                Kind::Jobs { work, total, .. } => {
                     gs.work = Some(*work);
                     gs.total = *total;
-                    gs.nr_tasks = parallel.resolve(n);
                 }
-                Kind::PingPong { rounds, .. } => {
-                    gs.rounds = *rounds;
-                    gs.nr_tasks = 2 * g.count;
-                }
-                _ => gs.nr_tasks = g.count,
+                Kind::PingPong { rounds, .. } => gs.rounds = *rounds,
+                Kind::Periodic { .. } | Kind::Cpu => {}
             }
             m.groups.push(gs);
             match g.kind {

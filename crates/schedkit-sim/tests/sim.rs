@@ -1,11 +1,13 @@
 //! Behaviour of the simulator as a whole: determinism, the EEVDF model's fairness,
-//! the watchdog, CPU-time conservation, the timeline, and policies compared.
+//! the watchdog, CPU-time conservation, the timeline, policies compared, and specs at
+//! the parser's limits.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use schedkit_core::{Context, Decision, ExitInfo, Policy, QueuedTask};
 use schedkit_policies::fifo::Fifo;
 use schedkit_sim::{compare, plot, Scheduler, SimConfig, SimError, SimOutput, Simulation};
+use schedkit_workload::spec::{MAX_TASKS, MAX_TIME_NS};
 use schedkit_workload::Spec;
 
 fn spec(text: &str) -> Spec {
@@ -599,4 +601,149 @@ kind = "cpu"
     // the scheduler's chatter shows as its CPU time.
     assert!(out.report.group("hog").unwrap().cpu_share > 0.1, "{out:?}");
     assert!(out.sim.scheduler_share > 0.3, "{:?}", out.sim);
+}
+
+// ---- Specs at the limits the parser accepts (`schedkit_workload::spec`): the longest
+// times and the most tasks run to the end without overflow, and a per-CPU `parallel`
+// past the task limit on the simulated machine is refused, as the executor refuses it.
+
+/// Every time at its largest accepted value: 24 hours.
+const LONGEST: &str = r#"
+name = "longest"
+duration_s = 86400
+seed = 9223372036854775807
+
+[[group]]
+name = "frame"
+kind = "periodic"
+count = 3
+period_ms = 86400000
+work_ms = 86399999.999999
+
+[[group]]
+name = "jobs"
+kind = "jobs"
+parallel = 2
+work_ms = { dist = "exponential", mean = 86400000 }
+
+[[group]]
+name = "huge-jobs"
+kind = "jobs"
+parallel = "cpus"
+work_ms = { dist = "uniform", min = 86400000, max = 86400000 }
+
+[[group]]
+name = "pp"
+kind = "pingpong"
+count = 2
+work_us = 86400000000
+
+[[group]]
+name = "hog"
+kind = "cpu"
+"#;
+
+#[test]
+fn times_of_24_hours_everywhere_run_to_the_end() {
+    let cfg = SimConfig {
+        nr_cpus: 2,
+        // One tick a second and no watchdog in the way: a day in few events.
+        hz: 1,
+        watchdog_timeout_ns: 2 * MAX_TIME_NS,
+        ..SimConfig::default()
+    };
+    let sim = Simulation::new(spec(LONGEST), cfg);
+    for name in ["fifo", "eevdf"] {
+        let out = run(&sim, name);
+        assert_eq!(out.report.duration_ns, MAX_TIME_NS, "{name}");
+        for (i, c) in out.sim.cpus.iter().enumerate() {
+            assert_eq!(
+                c.task_ns + c.scheduler_ns + c.idle_ns,
+                MAX_TIME_NS,
+                "{name}, CPU {i}: {c:?}"
+            );
+        }
+        // Three frames of nearly a day each on two busy CPUs: at least one misses.
+        let frames = out.report.group("frame").unwrap().periodic.clone().unwrap();
+        assert_eq!(frames.frames, 3, "{name}: {frames:?}");
+        assert!(frames.deadline_misses >= 1, "{name}: {frames:?}");
+        assert_eq!(out.report.group("huge-jobs").unwrap().tasks, 2);
+    }
+}
+
+#[test]
+fn the_most_tasks_the_parser_accepts_run() {
+    let text = format!(
+        r#"
+name = "crowd"
+duration_s = 0.05
+
+[[group]]
+name = "hogs"
+kind = "cpu"
+count = {}
+
+[[group]]
+name = "pp"
+kind = "pingpong"
+count = 1000
+work_us = 5
+
+[[group]]
+name = "make"
+kind = "jobs"
+parallel = "cpus"
+work_ms = 1
+"#,
+        MAX_TASKS - 2000 - 4
+    );
+    let spec = spec(&text);
+    let cfg = SimConfig {
+        nr_cpus: 4,
+        ..SimConfig::default()
+    };
+    assert_eq!(spec.check_nr_tasks(4), Ok(MAX_TASKS));
+    for name in ["fifo", "eevdf"] {
+        let out = run(&Simulation::new(spec.clone(), cfg.clone()), name);
+        let tasks: u32 = out.report.groups.iter().map(|g| g.tasks).sum();
+        assert_eq!(tasks, MAX_TASKS, "{name}");
+    }
+}
+
+#[test]
+fn per_cpu_parallel_past_the_task_limit_on_the_simulated_machine_is_refused() {
+    let spec = spec(
+        r#"
+name = "wide make"
+duration_s = 1
+[[group]]
+name = "make"
+kind = "jobs"
+parallel = "64x-cpus"
+work_ms = 1
+"#,
+    );
+    let sim = |nr_cpus| {
+        Simulation::new(
+            spec.clone(),
+            SimConfig {
+                nr_cpus,
+                ..SimConfig::default()
+            },
+        )
+    };
+    let err = sim(65).run_eevdf().unwrap_err();
+    assert!(matches!(err, SimError::Config(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "scenario `wide make` would run 4160 tasks at once on 65 CPUs, more than the limit \
+         of 4096: lower a group's `count` or `parallel`"
+    );
+    let err = sim(1024).run(policy("fifo")).unwrap_err();
+    assert!(
+        err.to_string().contains("65536 tasks at once on 1024 CPUs"),
+        "{err}"
+    );
+    let out = run(&sim(2), "eevdf");
+    assert_eq!(out.report.group("make").unwrap().tasks, 128);
 }

@@ -33,7 +33,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crate::report::{GroupReport, JobStats, LatencyRecorder, PeriodicStats, PingPongStats, Report};
-use crate::spec::{Group, Kind, Rng, Spec, WorkDist};
+use crate::spec::{Group, Kind, Rng, Spec, TooManyTasks, WorkDist};
 
 /// How the executor runs a spec.
 #[derive(Debug, Clone)]
@@ -79,6 +79,10 @@ pub enum ExecError {
         /// The system's error (part of the message, not a separate cause).
         cause: io::Error,
     },
+    /// The scenario would run more tasks at once than [`crate::spec::MAX_TASKS`] on
+    /// this machine's CPUs (checked before anything starts).
+    #[error(transparent)]
+    TooManyTasks(#[from] TooManyTasks),
     /// A thread, pipe or process could not be created.
     #[error(
         "cannot create {what}: {cause} (too many processes or open files? check ulimit -u / -n)"
@@ -101,6 +105,7 @@ pub fn nr_cpus() -> u32 {
 pub fn run(spec: &Spec, opts: &ExecOptions) -> Result<Report, ExecError> {
     let duration_ns = opts.duration_ns.unwrap_or(spec.duration_ns).max(1);
     let nr_cpus = nr_cpus();
+    spec.check_nr_tasks(nr_cpus)?;
     let shared = Arc::new(Shared::new(spec.groups.len()));
     let (setup_tx, setup_rx) = mpsc::channel::<Result<(), ExecError>>();
 
@@ -702,12 +707,7 @@ fn group_report(
     nr_cpus: u32,
     duration_ns: u64,
 ) -> GroupReport {
-    let tasks = match &g.kind {
-        Kind::Jobs { parallel, .. } => parallel.resolve(nr_cpus),
-        Kind::PingPong { .. } => 2 * g.count,
-        _ => g.count,
-    };
-    let mut r = GroupReport::new(&g.name, g.kind.name(), tasks, g.nice);
+    let mut r = GroupReport::new(&g.name, g.kind.name(), g.nr_tasks(nr_cpus), g.nice);
     let mut lat = LatencyRecorder::new();
     let (mut frames, mut misses) = (0, 0);
     let mut started_jobs = 0;

@@ -24,4 +24,4 @@ pub mod spec;
 
 pub use figures::{Better, Figure, Unit};
 pub use report::{LatencyRecorder, Percentiles, Report};
-pub use spec::{Group, Kind, Parallel, Rng, Spec, SpecError, WorkDist};
+pub use spec::{Group, Kind, Parallel, Rng, Spec, SpecError, TooManyTasks, WorkDist};

@@ -24,6 +24,17 @@
 //! checked from it, so every validation error can also name a line. Inside, times are
 //! nanoseconds (`u64`); the file uses the units people think in (ms, µs, s).
 //!
+//! # Limits
+//!
+//! A spec that parses can run: every time (`duration_s`, `period_ms`, `work_ms` and its
+//! `min` / `max` / `mean`, `work_us`) is at least 1 ns once rounded to nanoseconds
+//! (`work_us` may be 0) and at most [`MAX_TIME_NS`] (24 hours), so adding any two of
+//! them, or one to a clock reading, cannot overflow a `u64`. A scenario runs at most
+//! [`MAX_TASKS`] tasks at once, all groups together, and `parallel = "Nx-cpus"` takes
+//! `N` up to [`MAX_PER_CPU`]. The parser counts a per-CPU group at one CPU; the
+//! runners, which know their CPU count, check the total again with
+//! [`Spec::check_nr_tasks`] before they start anything.
+//!
 //! ```
 //! use schedkit_workload::spec::{Kind, Spec};
 //! let spec = Spec::from_str_named(r#"
@@ -45,6 +56,26 @@ use std::path::Path;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+
+/// The most tasks a scenario may run at once, all groups together (see
+/// [`Group::nr_tasks`]): threads of `periodic` and `cpu` groups, two threads per
+/// `pingpong` pair, the processes of `jobs` groups (each also has a slot thread that
+/// waits for it, so the executor's threads and processes stay under twice this).
+///
+/// A few thousand is far more than a scheduling scenario needs to show contention on
+/// any machine, yet stays well inside default limits (`ulimit -u`, `pid_max`,
+/// `threads-max` of a small VM) and keeps the simulator's per-event work bounded.
+pub const MAX_TASKS: u32 = 4096;
+
+/// The largest `N` of `parallel = "Nx-cpus"`. `make -j` is rarely run wider than 2 to
+/// 4 jobs per CPU; 64 leaves room for heavy oversubscription while a typo like
+/// `"100000x-cpus"` is caught in the file rather than when the runner counts tasks.
+pub const MAX_PER_CPU: u32 = 64;
+
+/// The longest time a spec may give, in nanoseconds: 24 hours, for the scenario's
+/// `duration_s` and for any period or amount of work. Far beyond any useful scenario,
+/// and small enough (under 2^47) that sums of times cannot overflow.
+pub const MAX_TIME_NS: u64 = 86_400 * 1_000_000_000;
 
 /// A whole scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,9 +114,9 @@ pub enum Kind {
     /// Wakes at every period start and does `work_ns` of CPU work: a game frame, an
     /// audio buffer. Work not done by the next period start is a deadline miss.
     Periodic {
-        /// Period (`period_ms`), > 0.
+        /// Period (`period_ms`), 1 ns ..= [`MAX_TIME_NS`].
         period_ns: u64,
-        /// CPU work per period (`work_ms`), > 0 and < the period.
+        /// CPU work per period (`work_ms`), >= 1 ns and < the period.
         work_ns: u64,
     },
     /// Always runnable: a CPU hog.
@@ -106,7 +137,8 @@ pub enum Kind {
     PingPong {
         /// Round trips per pair (`rounds`); `None`: until the scenario ends.
         rounds: Option<u64>,
-        /// CPU work done for each message by its receiver (`work_us`, default 0).
+        /// CPU work done for each message by its receiver (`work_us`, default 0), at
+        /// most [`MAX_TIME_NS`].
         work_ns: u64,
     },
 }
@@ -123,14 +155,65 @@ impl Kind {
     }
 }
 
+impl Group {
+    /// The tasks the group runs at once on a machine with `nr_cpus` CPUs: `count`
+    /// threads (two per pair for `pingpong`), or `parallel` job processes. The reports
+    /// show this number.
+    ///
+    /// ```
+    /// use schedkit_workload::spec::Spec;
+    /// let spec = Spec::from_str_named(r#"
+    ///     name = "n"
+    ///     duration_s = 1
+    ///     [[group]]
+    ///     name = "pp"
+    ///     kind = "pingpong"
+    ///     count = 3
+    ///     [[group]]
+    ///     name = "make"
+    ///     kind = "jobs"
+    ///     parallel = "2x-cpus"
+    ///     work_ms = 5
+    /// "#, "n.toml").unwrap();
+    /// assert_eq!(spec.groups[0].nr_tasks(4), 6);
+    /// assert_eq!(spec.groups[1].nr_tasks(4), 8);
+    /// assert_eq!(spec.nr_tasks(4), 14);
+    /// ```
+    pub fn nr_tasks(&self, nr_cpus: u32) -> u32 {
+        match &self.kind {
+            Kind::Jobs { parallel, .. } => parallel.resolve(nr_cpus),
+            Kind::PingPong { .. } => self.count.saturating_mul(2),
+            Kind::Periodic { .. } | Kind::Cpu => self.count,
+        }
+    }
+}
+
+/// A scenario that would run more than [`MAX_TASKS`] tasks at once on the machine at
+/// hand (a per-CPU `parallel` on a machine with many CPUs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "scenario `{scenario}` would run {nr_tasks} tasks at once on {nr_cpus} CPUs, more than \
+     the limit of {max}: lower a group's `count` or `parallel`",
+    max = MAX_TASKS
+)]
+pub struct TooManyTasks {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The tasks it would run at once.
+    pub nr_tasks: u64,
+    /// The CPU count they were counted for.
+    pub nr_cpus: u32,
+}
+
 /// How many jobs run at once: a number, or a multiple of the machine's CPU count
 /// (`"2x-cpus"`) that each runner resolves with its own CPU count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Parallel {
-    /// Exactly this many.
+    /// Exactly this many, 1 ..= [`MAX_TASKS`].
     Fixed(u32),
-    /// This many per CPU (`"2x-cpus"` is `PerCpu(2)`, `"cpus"` is `PerCpu(1)`).
+    /// This many per CPU (`"2x-cpus"` is `PerCpu(2)`, `"cpus"` is `PerCpu(1)`),
+    /// 1 ..= [`MAX_PER_CPU`].
     PerCpu(u32),
 }
 
@@ -335,9 +418,54 @@ impl Spec {
         };
         let raw: RawSpec = toml::from_str(text).map_err(|e| {
             let msg = e.message().trim_end().replace('\n', "; ");
+            // The toml crate leaves some syntax errors (`key =` and no value) unexplained.
+            let msg = if msg.is_empty() {
+                "this is not valid TOML (a missing value?)".to_string()
+            } else {
+                msg
+            };
             err(e.span(), msg)
         })?;
         raw.build().map_err(|(span, msg)| err(span, msg))
+    }
+
+    /// The tasks the scenario runs at once on a machine with `nr_cpus` CPUs, all
+    /// groups together (see [`Group::nr_tasks`]).
+    pub fn nr_tasks(&self, nr_cpus: u32) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| u64::from(g.nr_tasks(nr_cpus)))
+            .sum()
+    }
+
+    /// [`Spec::nr_tasks`] if it is within [`MAX_TASKS`], for a runner to call before it
+    /// starts anything: a spec that parsed is within the limit on one CPU, but a
+    /// per-CPU `parallel` grows with the machine.
+    ///
+    /// ```
+    /// use schedkit_workload::spec::Spec;
+    /// let spec = Spec::from_str_named(r#"
+    ///     name = "wide"
+    ///     duration_s = 1
+    ///     [[group]]
+    ///     name = "make"
+    ///     kind = "jobs"
+    ///     parallel = "64x-cpus"
+    ///     work_ms = 5
+    /// "#, "wide.toml").unwrap();
+    /// assert_eq!(spec.check_nr_tasks(8), Ok(512));
+    /// assert!(spec.check_nr_tasks(128).is_err());
+    /// ```
+    pub fn check_nr_tasks(&self, nr_cpus: u32) -> Result<u32, TooManyTasks> {
+        let nr_tasks = self.nr_tasks(nr_cpus);
+        match u32::try_from(nr_tasks) {
+            Ok(n) if n <= MAX_TASKS => Ok(n),
+            _ => Err(TooManyTasks {
+                scenario: self.name.clone(),
+                nr_tasks,
+                nr_cpus,
+            }),
+        }
     }
 
     /// The group named `name`, if any.
@@ -487,22 +615,93 @@ impl<'de> Deserialize<'de> for RawParallel {
 
 type BuildError = (Option<Range<usize>>, String);
 
-fn ms_to_ns(ms: f64) -> u64 {
-    (ms * 1e6).round() as u64
+/// A unit of the file's time fields.
+#[derive(Clone, Copy)]
+struct Unit {
+    ns: f64,
+    name: &'static str,
+}
+
+const SECONDS: Unit = Unit {
+    ns: 1e9,
+    name: "seconds",
+};
+const MILLISECONDS: Unit = Unit {
+    ns: 1e6,
+    name: "milliseconds",
+};
+const MICROSECONDS: Unit = Unit {
+    ns: 1e3,
+    name: "microseconds",
+};
+
+/// A number as a message shows it: plainly, but in scientific notation when it is
+/// very large or very small (Rust writes `1e300` with all its 301 digits).
+fn show(x: f64) -> String {
+    let a = x.abs();
+    if a.is_finite() && (a >= 1e15 || (a != 0.0 && a < 1e-4)) {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
+}
+
+/// A time field of the file, `value` in `unit`s, as whole nanoseconds: finite, at
+/// most [`MAX_TIME_NS`], and at least 1 ns once rounded (or exactly 0 when `zero_ok`).
+/// The error names `field` and says what it must be.
+fn time_ns(field: &str, value: f64, unit: Unit, zero_ok: bool) -> Result<u64, String> {
+    let Unit { ns: per_unit, name } = unit;
+    if zero_ok && value == 0.0 {
+        return Ok(0);
+    }
+    if !(value.is_finite() && value > 0.0) {
+        let what = if zero_ok {
+            "zero or a positive"
+        } else {
+            "a positive"
+        };
+        return Err(format!(
+            "`{field}` must be {what} number of {name}, got {}",
+            show(value)
+        ));
+    }
+    let ns = (value * per_unit).round();
+    if ns > MAX_TIME_NS as f64 {
+        let max = show(MAX_TIME_NS as f64 / per_unit);
+        return Err(format!(
+            "`{field}` must be at most {max} {name} (24 hours), got {}",
+            show(value)
+        ));
+    }
+    if ns < 1.0 {
+        let min = show(1.0 / per_unit);
+        return Err(format!(
+            "`{field}` must be at least {min} {name} (1 ns), got {}",
+            show(value)
+        ));
+    }
+    Ok(ns as u64)
+}
+
+/// A scenario or group name: shown in reports and error messages, so it must show
+/// something and stay on one line.
+fn check_name(field: &str, name: &Spanned<String>) -> Result<(), BuildError> {
+    let text = name.get_ref();
+    let what = if text.trim().is_empty() {
+        "must not be empty"
+    } else if text.chars().any(char::is_control) {
+        "must not contain control characters (like a line break)"
+    } else {
+        return Ok(());
+    };
+    Err((Some(name.span()), format!("{field} {what}")))
 }
 
 impl RawSpec {
     fn build(self) -> Result<Spec, BuildError> {
-        let d = *self.duration_s.get_ref();
-        if !(d.is_finite() && d > 0.0) {
-            return Err((
-                Some(self.duration_s.span()),
-                format!("`duration_s` must be a positive number of seconds, got {d}"),
-            ));
-        }
-        if self.name.get_ref().trim().is_empty() {
-            return Err((Some(self.name.span()), "`name` must not be empty".into()));
-        }
+        let duration_ns = time_ns("duration_s", *self.duration_s.get_ref(), SECONDS, false)
+            .map_err(|m| (Some(self.duration_s.span()), m))?;
+        check_name("`name`", &self.name)?;
         if self.groups.is_empty() {
             return Err((
                 None,
@@ -510,8 +709,29 @@ impl RawSpec {
             ));
         }
         let mut groups: Vec<Group> = Vec::with_capacity(self.groups.len());
+        // Tasks at once on one CPU, the fewest a runner can start: past the limit here,
+        // the spec cannot run anywhere. Runners check again with their CPU count.
+        let mut nr_tasks = 0u64;
         for raw in self.groups {
-            groups.push(raw.into_inner().build()?);
+            let raw = raw.into_inner();
+            let size_span = raw
+                .count
+                .as_ref()
+                .map(|c| c.span())
+                .or_else(|| raw.parallel.as_ref().map(|p| p.span()))
+                .unwrap_or_else(|| raw.kind.span());
+            let group = raw.build()?;
+            nr_tasks += u64::from(group.nr_tasks(1));
+            if nr_tasks > u64::from(MAX_TASKS) {
+                return Err((
+                    Some(size_span),
+                    format!(
+                        "group `{}`: with this group the scenario runs at least {nr_tasks} tasks at once (threads, two per pingpong pair, and job processes), more than the limit of {MAX_TASKS}",
+                        group.name
+                    ),
+                ));
+            }
+            groups.push(group);
         }
         // Duplicate names would make reports ambiguous.
         for (i, g) in groups.iter().enumerate() {
@@ -527,7 +747,7 @@ impl RawSpec {
         }
         Ok(Spec {
             name: self.name.into_inner(),
-            duration_ns: (d * 1e9).round() as u64,
+            duration_ns,
             seed: self.seed,
             groups,
         })
@@ -547,12 +767,7 @@ impl RawGroup {
         let e = |span: Range<usize>, what: String| -> BuildError {
             (Some(span), format!("group `{name}`: {what}"))
         };
-        if name.trim().is_empty() {
-            return Err((
-                Some(self.name.span()),
-                "group `name` must not be empty".into(),
-            ));
-        }
+        check_name("group `name`", &self.name)?;
 
         // Fields that belong to other kinds are mistakes, not silently ignored.
         let allowed: &[&str] = match kind {
@@ -584,10 +799,10 @@ impl RawGroup {
             None => 1,
             Some(c) => {
                 let v = *c.get_ref();
-                if !(1..=100_000).contains(&v) {
+                if !(1..=i64::from(MAX_TASKS)).contains(&v) {
                     return Err(e(
                         c.span(),
-                        format!("`count` must be between 1 and 100000, got {v}"),
+                        format!("`count` must be between 1 and {MAX_TASKS}, got {v}"),
                     ));
                 }
                 if kind == KindName::Jobs && v != 1 {
@@ -646,12 +861,8 @@ impl RawGroup {
                     .as_ref()
                     .ok_or_else(|| missing("period_ms"))?;
                 let p = *period.get_ref();
-                if !(p.is_finite() && p > 0.0) {
-                    return Err(e(
-                        period.span(),
-                        format!("`period_ms` must be positive, got {p}"),
-                    ));
-                }
+                let period_ns = time_ns("period_ms", p, MILLISECONDS, false)
+                    .map_err(|m| e(period.span(), m))?;
                 let work = self.work_ms.as_ref().ok_or_else(|| missing("work_ms"))?;
                 let w = match work.get_ref() {
                     RawWork::Number(w) => *w,
@@ -662,36 +873,42 @@ impl RawGroup {
                         ))
                     }
                 };
-                if !(w.is_finite() && w > 0.0) {
+                let work_ns =
+                    time_ns("work_ms", w, MILLISECONDS, false).map_err(|m| e(work.span(), m))?;
+                // Compared in whole nanoseconds too: that is what runs.
+                if w >= p || work_ns >= period_ns {
                     return Err(e(
                         work.span(),
-                        format!("`work_ms` must be positive, got {w}"),
+                        format!(
+                            "`work_ms` ({}) must be less than `period_ms` ({})",
+                            show(w),
+                            show(p)
+                        ),
                     ));
                 }
-                if w >= p {
-                    return Err(e(
-                        work.span(),
-                        format!("`work_ms` ({w}) must be less than `period_ms` ({p})"),
-                    ));
-                }
-                Kind::Periodic {
-                    period_ns: ms_to_ns(p),
-                    work_ns: ms_to_ns(w).max(1),
-                }
+                Kind::Periodic { period_ns, work_ns }
             }
             KindName::Jobs => {
                 let par = self.parallel.as_ref().ok_or_else(|| missing("parallel"))?;
                 let parallel = match par.get_ref() {
                     RawParallel::Number(n) => {
-                        if !(1..=100_000).contains(n) {
+                        if !(1..=i64::from(MAX_TASKS)).contains(n) {
                             return Err(e(
                                 par.span(),
-                                format!("`parallel` must be between 1 and 100000, got {n}"),
+                                format!("`parallel` must be between 1 and {MAX_TASKS}, got {n}"),
                             ));
                         }
                         Parallel::Fixed(*n as u32)
                     }
-                    RawParallel::PerCpu(k) => Parallel::PerCpu(*k),
+                    RawParallel::PerCpu(k) => {
+                        if *k > MAX_PER_CPU {
+                            return Err(e(
+                                par.span(),
+                                format!("`parallel` must be at most \"{MAX_PER_CPU}x-cpus\", got \"{k}x-cpus\""),
+                            ));
+                        }
+                        Parallel::PerCpu(*k)
+                    }
                 };
                 let work = self.work_ms.as_ref().ok_or_else(|| missing("work_ms"))?;
                 let work_dist = build_dist(work.get_ref()).map_err(|m| e(work.span(), m))?;
@@ -730,16 +947,8 @@ impl RawGroup {
                 };
                 let work_ns = match &self.work_us {
                     None => 0,
-                    Some(w) => {
-                        let v = *w.get_ref();
-                        if !(v.is_finite() && v >= 0.0) {
-                            return Err(e(
-                                w.span(),
-                                format!("`work_us` must be zero or positive, got {v}"),
-                            ));
-                        }
-                        (v * 1e3).round() as u64
-                    }
+                    Some(w) => time_ns("work_us", *w.get_ref(), MICROSECONDS, true)
+                        .map_err(|m| e(w.span(), m))?,
                 };
                 Kind::PingPong { rounds, work_ns }
             }
@@ -755,19 +964,15 @@ impl RawGroup {
 }
 
 fn build_dist(w: &RawWork) -> Result<WorkDist, String> {
-    let pos = |field: &str, v: Option<f64>| -> Result<f64, String> {
-        match v {
-            None => Err(format!("`work_ms` needs `{field}` for this distribution")),
-            Some(x) if x.is_finite() && x > 0.0 => Ok(x),
-            Some(x) => Err(format!("`work_ms.{field}` must be positive, got {x}")),
-        }
-    };
+    /// A parameter of the distribution, in nanoseconds.
+    fn param(field: &str, v: Option<f64>) -> Result<u64, String> {
+        let x = v.ok_or_else(|| format!("`work_ms` needs `{field}` for this distribution"))?;
+        time_ns(&format!("work_ms.{field}"), x, MILLISECONDS, false)
+    }
     match w {
-        RawWork::Number(x) => {
-            let x = pos("value", Some(*x))
-                .map_err(|_| format!("`work_ms` must be positive, got {x}"))?;
-            Ok(WorkDist::Fixed { ns: ms_to_ns(x) })
-        }
+        RawWork::Number(x) => Ok(WorkDist::Fixed {
+            ns: time_ns("work_ms", *x, MILLISECONDS, false)?,
+        }),
         RawWork::Dist(d) => {
             let only = |allowed: &[&str]| -> Result<(), String> {
                 for (f, v) in [("min", d.min), ("max", d.max), ("mean", d.mean)] {
@@ -781,29 +986,29 @@ fn build_dist(w: &RawWork) -> Result<WorkDist, String> {
                 DistName::Fixed => {
                     only(&["mean"])?;
                     Ok(WorkDist::Fixed {
-                        ns: ms_to_ns(pos("mean", d.mean)?),
+                        ns: param("mean", d.mean)?,
                     })
                 }
                 DistName::Uniform => {
                     only(&["min", "max"])?;
-                    let (min, max) = (pos("min", d.min)?, pos("max", d.max)?);
-                    if min > max {
-                        return Err(format!(
-                            "`work_ms.min` ({min}) must not exceed `work_ms.max` ({max})"
-                        ));
+                    let (min_ns, max_ns) = (param("min", d.min)?, param("max", d.max)?);
+                    match (d.min, d.max) {
+                        (Some(min), Some(max)) if min > max => {
+                            return Err(format!(
+                                "`work_ms.min` ({}) must not exceed `work_ms.max` ({})",
+                                show(min),
+                                show(max)
+                            ))
+                        }
+                        _ => {}
                     }
-                    Ok(WorkDist::Uniform {
-                        min_ns: ms_to_ns(min),
-                        max_ns: ms_to_ns(max),
-                    })
+                    Ok(WorkDist::Uniform { min_ns, max_ns })
                 }
                 DistName::Exponential => {
                     only(&["mean", "max"])?;
-                    let mean = pos("mean", d.mean)?;
-                    let max = d.max.map(|m| pos("max", Some(m))).transpose()?;
                     Ok(WorkDist::Exponential {
-                        mean_ns: ms_to_ns(mean),
-                        max_ns: max.map(ms_to_ns),
+                        mean_ns: param("mean", d.mean)?,
+                        max_ns: d.max.map(|m| param("max", Some(m))).transpose()?,
                     })
                 }
             }
@@ -903,7 +1108,7 @@ affinity = [0]
         let err = parse(text).unwrap_err().to_string();
         assert_eq!(
             err,
-            "t.toml:6:13: group `g`: `period_ms` must be positive, got -16"
+            "t.toml:6:13: group `g`: `period_ms` must be a positive number of milliseconds, got -16"
         );
     }
 
@@ -915,6 +1120,12 @@ affinity = [0]
             err,
             "t.toml:5:8: group `g`: kind `periodic` needs the field `period_ms`"
         );
+    }
+
+    #[test]
+    fn toml_error_without_a_message_still_says_something() {
+        let err = parse("0=").unwrap_err().to_string();
+        assert_eq!(err, "t.toml:1:3: this is not valid TOML (a missing value?)");
     }
 
     #[test]
@@ -991,6 +1202,274 @@ affinity = [0]
             .unwrap_err()
             .to_string()
             .contains("two groups are named `g`"));
+    }
+
+    /// A one-group spec: `group` holds the group's lines after `name = "g"`.
+    fn one_group(duration_s: &str, group: &str) -> Result<Spec, SpecError> {
+        parse(&format!(
+            "name = \"x\"\nduration_s = {duration_s}\n[[group]]\nname = \"g\"\n{group}\n"
+        ))
+    }
+
+    fn one_group_err(duration_s: &str, group: &str) -> String {
+        one_group(duration_s, group).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn per_cpu_parallel_is_capped() {
+        let jobs = |p: &str| format!("kind = \"jobs\"\nparallel = \"{p}\"\nwork_ms = 3");
+        for p in ["4294967295x-cpus", "100000x-cpus", "65x-cpus"] {
+            let err = one_group_err("1", &jobs(p));
+            assert_eq!(
+                err,
+                format!(
+                    "t.toml:6:12: group `g`: `parallel` must be at most \"64x-cpus\", got \"{p}\""
+                ),
+            );
+        }
+        let s = one_group("1", &jobs("64x-cpus")).unwrap();
+        assert!(matches!(
+            s.groups[0].kind,
+            Kind::Jobs {
+                parallel: Parallel::PerCpu(64),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn fixed_parallel_and_count_are_capped_at_the_task_limit() {
+        let err = one_group_err("1", "kind = \"jobs\"\nparallel = 4097\nwork_ms = 3");
+        assert!(
+            err.ends_with("`parallel` must be between 1 and 4096, got 4097"),
+            "{err}"
+        );
+        let err = one_group_err("1", "kind = \"cpu\"\ncount = 4097");
+        assert!(
+            err.ends_with("`count` must be between 1 and 4096, got 4097"),
+            "{err}"
+        );
+        assert!(one_group("1", "kind = \"jobs\"\nparallel = 4096\nwork_ms = 3").is_ok());
+        assert!(one_group("1", "kind = \"cpu\"\ncount = 4096").is_ok());
+    }
+
+    #[test]
+    fn total_tasks_of_all_groups_are_capped() {
+        let text = "name = \"x\"\nduration_s = 1\n\
+            [[group]]\nname = \"a\"\nkind = \"cpu\"\ncount = 3000\n\
+            [[group]]\nname = \"b\"\nkind = \"periodic\"\ncount = 1097\nperiod_ms = 2\nwork_ms = 1\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "t.toml:10:9: group `b`: with this group the scenario runs at least 4097 tasks at \
+             once (threads, two per pingpong pair, and job processes), more than the limit of 4096"
+        );
+        let ok = text.replace("count = 1097", "count = 1096");
+        assert_eq!(parse(&ok).unwrap().nr_tasks(1), 4096);
+    }
+
+    #[test]
+    fn pingpong_pairs_count_two_tasks_toward_the_cap() {
+        let err = one_group_err("1", "kind = \"pingpong\"\ncount = 2049");
+        assert!(err.starts_with("t.toml:6:9: group `g`: "), "{err}");
+        assert!(err.contains("at least 4098 tasks"), "{err}");
+        assert_eq!(
+            one_group("1", "kind = \"pingpong\"\ncount = 2048")
+                .unwrap()
+                .nr_tasks(1),
+            4096
+        );
+    }
+
+    #[test]
+    fn per_cpu_jobs_count_one_cpu_toward_the_cap_at_parse_time() {
+        // 4095 hogs and "cpus" jobs: 4096 on one CPU, accepted; a runner with more
+        // CPUs refuses it.
+        let text = "name = \"x\"\nduration_s = 1\n\
+            [[group]]\nname = \"hogs\"\nkind = \"cpu\"\ncount = 4095\n\
+            [[group]]\nname = \"make\"\nkind = \"jobs\"\nparallel = \"cpus\"\nwork_ms = 1\n";
+        let spec = parse(text).unwrap();
+        assert_eq!(spec.check_nr_tasks(1), Ok(4096));
+        assert_eq!(
+            spec.check_nr_tasks(2).unwrap_err().to_string(),
+            "scenario `x` would run 4097 tasks at once on 2 CPUs, more than the limit of 4096: \
+             lower a group's `count` or `parallel`"
+        );
+        let err = parse(&text.replace("4095", "4096"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.toml:10:12: group `make`: "), "{err}");
+    }
+
+    #[test]
+    fn check_nr_tasks_counts_per_cpu_groups_with_the_callers_cpu_count() {
+        let s = one_group("1", "kind = \"jobs\"\nparallel = \"64x-cpus\"\nwork_ms = 3").unwrap();
+        assert_eq!(s.check_nr_tasks(64), Ok(4096));
+        let err = s.check_nr_tasks(65).unwrap_err();
+        assert_eq!(err.nr_tasks, 4160);
+        // Far past u32 on absurd CPU counts: an error, not a wrapped count.
+        assert!(s.check_nr_tasks(u32::MAX).is_err());
+    }
+
+    #[test]
+    fn duration_beyond_24_hours_is_rejected() {
+        let cpu = "kind = \"cpu\"";
+        assert_eq!(
+            one_group_err("1e11", cpu),
+            "t.toml:2:14: `duration_s` must be at most 86400 seconds (24 hours), got 100000000000"
+        );
+        assert!(one_group_err("86400.001", cpu).contains("at most 86400 seconds"));
+        assert_eq!(one_group("86400", cpu).unwrap().duration_ns, MAX_TIME_NS);
+    }
+
+    #[test]
+    fn duration_that_rounds_to_zero_nanoseconds_is_rejected() {
+        let cpu = "kind = \"cpu\"";
+        assert_eq!(
+            one_group_err("1e-10", cpu),
+            "t.toml:2:14: `duration_s` must be at least 1e-9 seconds (1 ns), got 1e-10"
+        );
+        assert_eq!(one_group("1e-9", cpu).unwrap().duration_ns, 1);
+        assert!(one_group_err("inf", cpu).contains("a positive number of seconds, got inf"));
+        assert!(one_group_err("nan", cpu).contains("a positive number of seconds, got NaN"));
+    }
+
+    #[test]
+    fn period_below_a_nanosecond_or_beyond_24_hours_is_rejected() {
+        let periodic =
+            |p: &str, w: &str| format!("kind = \"periodic\"\nperiod_ms = {p}\nwork_ms = {w}");
+        assert_eq!(
+            one_group_err("1", &periodic("1e-7", "1e-8")),
+            "t.toml:6:13: group `g`: `period_ms` must be at least 1e-6 milliseconds (1 ns), got 1e-7"
+        );
+        assert_eq!(
+            one_group_err("1", &periodic("1e300", "4")),
+            "t.toml:6:13: group `g`: `period_ms` must be at most 86400000 milliseconds (24 hours), got 1e300"
+        );
+        let s = one_group("1", &periodic("86400000", "86399999.999999")).unwrap();
+        assert_eq!(
+            s.groups[0].kind,
+            Kind::Periodic {
+                period_ns: MAX_TIME_NS,
+                work_ns: MAX_TIME_NS - 1
+            }
+        );
+    }
+
+    #[test]
+    fn periodic_work_must_be_a_nanosecond_and_fit_the_period_in_nanoseconds() {
+        let periodic =
+            |p: &str, w: &str| format!("kind = \"periodic\"\nperiod_ms = {p}\nwork_ms = {w}");
+        // Used to become 1 ns of work in a 1 ns period.
+        let err = one_group_err("1", &periodic("0.000001", "0.0000001"));
+        assert!(
+            err.contains("`work_ms` must be at least 1e-6 milliseconds (1 ns)"),
+            "{err}"
+        );
+        // Less in the file, equal once rounded to whole nanoseconds.
+        let err = one_group_err("1", &periodic("0.0000024", "0.0000016"));
+        assert!(err.contains("must be less than `period_ms`"), "{err}");
+        let s = one_group("1", &periodic("0.000002", "0.000001")).unwrap();
+        assert_eq!(
+            s.groups[0].kind,
+            Kind::Periodic {
+                period_ns: 2,
+                work_ns: 1
+            }
+        );
+    }
+
+    #[test]
+    fn job_work_fields_are_range_checked_in_nanoseconds() {
+        let jobs = |w: &str| format!("kind = \"jobs\"\nparallel = 2\nwork_ms = {w}");
+        for (work, msg) in [
+            (
+                "1e20",
+                "`work_ms` must be at most 86400000 milliseconds (24 hours)",
+            ),
+            (
+                "1e-9",
+                "`work_ms` must be at least 1e-6 milliseconds (1 ns)",
+            ),
+            (
+                "{ dist = \"fixed\", mean = 1e10 }",
+                "`work_ms.mean` must be at most",
+            ),
+            (
+                "{ dist = \"uniform\", min = 1, max = 1e10 }",
+                "`work_ms.max` must be at most",
+            ),
+            (
+                "{ dist = \"uniform\", min = 1e-7, max = 1 }",
+                "`work_ms.min` must be at least",
+            ),
+            (
+                "{ dist = \"exponential\", mean = 1e-12 }",
+                "`work_ms.mean` must be at least",
+            ),
+            (
+                "{ dist = \"exponential\", mean = 5, max = inf }",
+                "`work_ms.max` must be a positive number of milliseconds, got inf",
+            ),
+            (
+                "{ dist = \"uniform\", min = 6, max = 5 }",
+                "`work_ms.min` (6) must not exceed `work_ms.max` (5)",
+            ),
+        ] {
+            let err = one_group_err("1", &jobs(work));
+            assert!(err.starts_with("t.toml:7:11: group `g`: "), "{work}: {err}");
+            assert!(err.contains(msg), "{work}: {err}");
+        }
+        let s = one_group(
+            "1",
+            &jobs("{ dist = \"uniform\", min = 0.000001, max = 86400000 }"),
+        )
+        .unwrap();
+        assert!(matches!(
+            s.groups[0].kind,
+            Kind::Jobs {
+                work: WorkDist::Uniform {
+                    min_ns: 1,
+                    max_ns: MAX_TIME_NS
+                },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn pingpong_work_may_be_zero_but_not_beyond_24_hours() {
+        let pp = |w: &str| format!("kind = \"pingpong\"\nwork_us = {w}");
+        assert_eq!(
+            one_group_err("1", &pp("1e20")),
+            "t.toml:6:11: group `g`: `work_us` must be at most 86400000000 microseconds (24 hours), got 1e20"
+        );
+        assert!(one_group_err("1", &pp("-1"))
+            .contains("`work_us` must be zero or a positive number of microseconds, got -1"));
+        assert!(matches!(
+            one_group("1", &pp("0")).unwrap().groups[0].kind,
+            Kind::PingPong { work_ns: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn names_with_line_breaks_are_rejected() {
+        let err =
+            parse("name = \"x\\ny\"\nduration_s = 1\n[[group]]\nname = \"g\"\nkind = \"cpu\"\n")
+                .unwrap_err()
+                .to_string();
+        assert_eq!(
+            err,
+            "t.toml:1:8: `name` must not contain control characters (like a line break)"
+        );
+        let err =
+            parse("name = \"x\"\nduration_s = 1\n[[group]]\nname = \"a\\rb\"\nkind = \"cpu\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("t.toml:4:8: group `name` must not contain control"),
+            "{err}"
+        );
     }
 
     #[test]

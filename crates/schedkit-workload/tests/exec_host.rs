@@ -189,3 +189,30 @@ fn last_allowed_cpu() -> usize {
             .unwrap()
     }
 }
+
+#[test]
+fn spec_over_the_task_limit_is_refused_before_anything_starts() {
+    // Built in code, past the parser's checks: the executor counts for itself.
+    let mut spec = Spec::from_str_named(
+        r#"
+        name = "crowd"
+        duration_s = 0.001
+        [[group]]
+        name = "sleepers"
+        kind = "periodic"
+        period_ms = 1000
+        work_ms = 0.001
+        "#,
+        "test.toml",
+    )
+    .unwrap();
+    spec.groups[0].count = schedkit_workload::spec::MAX_TASKS + 1;
+    let err = exec::run(&spec, &ExecOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, exec::ExecError::TooManyTasks(e) if e.nr_tasks == 4097),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .starts_with("scenario `crowd` would run 4097 tasks at once on "));
+}
