@@ -29,13 +29,18 @@ cargo test --workspace --locked
 step "release build"
 cargo build --release --locked -p schedkit
 
+step "a new user's crate: schedkit new, cargo test, cargo build --release, sim"
+# The crate shares the checkout's target directory: the schedkit crates it depends
+# on are built once.
+NEW_CRATE_TARGET_DIR="$here/target" tests/new-crate.sh
+
 if [ "${SKIP_VM:-0}" = 1 ]; then
     echo "SKIP_VM=1: VM tests skipped"
     exit 0
 fi
 
 step "VM tests: the scheduler on a sched_ext kernel"
-scripts/vm.sh bash tests/vm/scheduler.sh
+scripts/vm.sh env NEW_POLICY_BIN="$(cat target/new-crate/bin-path)" bash tests/vm/scheduler.sh
 
 if [ -x tests/bench-smoke.sh ]; then
     step "benchmark smoke run"

@@ -68,14 +68,17 @@ start_scheduler() {
 
 # Stops every schedkit process: SIGINT, then SIGKILL after a minute; waits for the
 # kernel to go back to its default scheduler.
+# (schedkit, and a binary made by `schedkit new` if NEW_POLICY_BIN names one).
 stop_all() {
-    pkill -INT -x schedkit 2>/dev/null
+    local names=schedkit
+    [ -n "${NEW_POLICY_BIN:-}" ] && names="schedkit|$(basename "$NEW_POLICY_BIN")"
+    pkill -INT -x "$names" 2>/dev/null
     local i
     for ((i = 0; i < 600; i++)); do
-        pgrep -x schedkit >/dev/null || break
+        pgrep -x "$names" >/dev/null || break
         sleep 0.1
     done
-    pkill -KILL -x schedkit 2>/dev/null
+    pkill -KILL -x "$names" 2>/dev/null
     wait_state disabled 60
 }
 

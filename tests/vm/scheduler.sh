@@ -52,6 +52,15 @@ monitor_sample() {
 }
 
 test_fifo_survives_stress() { survives_stress fifo; }
+
+# A crate made by `schedkit new` (tests/new-crate.sh builds it and passes its binary
+# as NEW_POLICY_BIN): its own policy, attached by its own binary, through the stress
+# mix, exactly as the shipped ones.
+test_new_crate_survives_stress() {
+    check "NEW_POLICY_BIN names the generated binary" [ -x "${NEW_POLICY_BIN:-}" ] || return
+    local SCHEDKIT=$NEW_POLICY_BIN
+    survives_stress "$(basename "$NEW_POLICY_BIN")"
+}
 test_rustland_survives_stress() { survives_stress rustland; }
 
 test_sigkill_falls_back_to_the_default_scheduler() {
@@ -103,7 +112,9 @@ test_clear_errors() {
     check "an unknown policy is refused with the list" bash -c "[ $rc -ne 0 ] && grep -q 'choose one of' <<<'$out'"
 }
 
-tests=${VM_TESTS:-"test_fifo_survives_stress test_rustland_survives_stress test_sigkill_falls_back_to_the_default_scheduler test_restarts_after_cpu_hotplug test_clear_errors"}
+new_crate_test=
+[ -n "${NEW_POLICY_BIN:-}" ] && new_crate_test=test_new_crate_survives_stress
+tests=${VM_TESTS:-"test_fifo_survives_stress test_rustland_survives_stress $new_crate_test test_sigkill_falls_back_to_the_default_scheduler test_restarts_after_cpu_hotplug test_clear_errors"}
 echo "kernel $(uname -r), $(nproc) CPUs, sched_ext state $(state)"
 for t in $tests; do run_test "$t"; done
 summary

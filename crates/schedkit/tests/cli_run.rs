@@ -86,3 +86,113 @@ fn monitor_without_a_running_scheduler_says_so() {
         "no schedkit scheduler is running",
     );
 }
+
+#[test]
+fn policies_lists_each_policys_options_with_defaults() {
+    let o = schedkit(&["policies"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "--slice-us N",
+        "--slice-us-min N",
+        "--percpu-local",
+        "[default: 5000 us; 50 to 1000000]",
+        "[default: 20000 us; 50 to 1000000]",
+    ] {
+        assert!(out.contains(needle), "{needle} missing in {out}");
+    }
+    assert!(out.lines().any(|l| l.starts_with("eevdf ")), "{out}");
+}
+
+#[test]
+fn an_option_the_policy_does_not_take_is_refused_before_anything_else() {
+    assert_one_clear_error(
+        &schedkit(&["run", "fifo", "--percpu-local"]),
+        "the policy `fifo` takes no option --percpu-local: its options are --slice-us",
+    );
+    assert_one_clear_error(
+        &schedkit(&[
+            "sim",
+            "no-such-spec.toml",
+            "--policy",
+            "eevdf",
+            "--slice-us",
+            "5000",
+        ]),
+        "`eevdf` takes no option --slice-us",
+    );
+    assert_one_clear_error(
+        &schedkit(&[
+            "sim",
+            "no-such-spec.toml",
+            "--policy",
+            "fifo",
+            "--slice-us",
+            "1e9",
+        ]),
+        "--slice-us takes a whole number of us from 50 to 1000000",
+    );
+    assert_one_clear_error(
+        &schedkit(&[
+            "compare",
+            "no-such-spec.toml",
+            "--policies",
+            "eevdf,fifo",
+            "--percpu-local",
+        ]),
+        "none of the compared schedulers (eevdf, fifo) takes --percpu-local",
+    );
+}
+
+#[test]
+fn numbers_out_of_bounds_are_refused_without_a_panic() {
+    for (args, needle) in [
+        (
+            &["run", "fifo", "--stats", "1e20"][..],
+            "--stats takes 0.1 to 3600",
+        ),
+        (
+            &["run", "fifo", "--stats", "1e-9"],
+            "--stats takes 0.1 to 3600",
+        ),
+        (
+            &["run", "fifo", "--stats", "NaN"],
+            "--stats takes 0.1 to 3600",
+        ),
+        (
+            &["run", "fifo", "--slice-us", "10000000"],
+            "--slice-us must be between 50 and 1000000 us",
+        ),
+        (
+            &["monitor", "--interval", "1e20"],
+            "--interval takes 0.1 to 3600",
+        ),
+        (
+            &[
+                "sim",
+                "no-such-spec.toml",
+                "--policy",
+                "rustland",
+                "--slice-us",
+                "18446744073709552",
+            ],
+            "--slice-us must be between",
+        ),
+    ] {
+        assert_one_clear_error(&schedkit(args), needle);
+    }
+}
+
+#[test]
+fn new_refuses_a_path_that_is_not_empty_and_a_bad_name() {
+    let dir = std::env::temp_dir().join(format!("schedkit-cli-new-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keep"), "").unwrap();
+    let d = dir.to_str().unwrap();
+    assert_one_clear_error(&schedkit(&["new", d]), "is not an empty directory");
+    assert_one_clear_error(
+        &schedkit(&["new", &format!("{d}/My-Policy")]),
+        "`My-Policy` cannot name a policy",
+    );
+    assert!(std::fs::read_dir(&dir).unwrap().count() == 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
