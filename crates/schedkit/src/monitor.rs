@@ -5,10 +5,10 @@
 //! (the latest sample) terminated by a newline, and the server closes the connection.
 //! The socket is created mode 0600 by root, so only root can read it.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -144,13 +144,17 @@ impl StatsServer {
 
     fn serve(latest: Arc<Mutex<Option<Sample>>>) -> anyhow::Result<PathBuf> {
         let path = socket_path();
-        // A socket left by a scheduler that was killed: nobody answers on it.
-        if UnixStream::connect(&path).is_err() {
-            let _ = std::fs::remove_file(&path);
-        }
-        let listener = UnixListener::bind(&path)
-            .with_context(|| format!("cannot serve statistics on {}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        remove_stale_socket(&path)?;
+        // Created with mode 0600 from the start: no window in which another user could
+        // connect, and no chmod afterwards that would follow a symlink put in its place.
+        // SAFETY: umask has no preconditions; it is set back at once. Other threads of
+        // this process create no files meanwhile (the scheduler is not attached yet).
+        let old = unsafe { libc::umask(0o177) };
+        let bound = UnixListener::bind(&path);
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        let listener =
+            bound.with_context(|| format!("cannot serve statistics on {}", path.display()))?;
         std::thread::Builder::new()
             .name("schedkit-stats".into())
             .spawn(move || {
@@ -167,6 +171,11 @@ impl StatsServer {
         Ok(path)
     }
 
+    /// The path it serves on, if it could.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
     pub fn publish(&self, s: &Sample) {
         *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(*s);
     }
@@ -179,6 +188,29 @@ impl Drop for StatsServer {
         }
     }
 }
+
+/// Removes what is at `path` only if it is a socket nobody answers on (left by a
+/// scheduler that was killed); anything else there is kept, and refused.
+fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(()); // nothing there
+    };
+    anyhow::ensure!(
+        meta.file_type().is_socket(),
+        "{} exists and is not a socket: remove it, or set SCHEDKIT_SOCKET to another path",
+        path.display()
+    );
+    anyhow::ensure!(
+        UnixStream::connect(path).is_err(),
+        "another schedkit scheduler answers on {}",
+        path.display()
+    );
+    std::fs::remove_file(path)
+        .with_context(|| format!("cannot remove the stale socket {}", path.display()))
+}
+
+/// The longest answer `schedkit monitor` reads: a sample is well under 4 KiB.
+const MAX_SAMPLE_BYTES: u64 = 64 * 1024;
 
 fn read_sample() -> anyhow::Result<ReadSample> {
     let path = socket_path();
@@ -194,7 +226,7 @@ fn read_sample() -> anyhow::Result<ReadSample> {
     })?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut line = String::new();
-    BufReader::new(conn).read_line(&mut line)?;
+    BufReader::new(conn.take(MAX_SAMPLE_BYTES)).read_line(&mut line)?;
     anyhow::ensure!(
         !line.is_empty(),
         "the scheduler has no statistics yet: try again in a second"
@@ -337,6 +369,7 @@ mod tests {
         std::env::set_var("SCHEDKIT_SOCKET", &sock);
         let server = StatsServer::start(None);
         assert!(server.path.is_some());
+        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         server.publish(&sample());
@@ -356,6 +389,38 @@ mod tests {
         drop(server);
         let err = read_sample().unwrap_err().to_string();
         assert!(err.contains("no schedkit scheduler is running"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_a_stale_socket_is_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("schedkit-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A plain file is kept, and refused.
+        let file = dir.join("plain");
+        std::fs::write(&file, "keep").unwrap();
+        let e = remove_stale_socket(&file).unwrap_err().to_string();
+        assert!(e.contains("is not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+        // A symlink (even to a socket) is not followed nor removed; its target keeps
+        // its mode.
+        let target = dir.join("target");
+        std::fs::write(&target, "").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(remove_stale_socket(&link).is_err());
+        assert!(std::fs::symlink_metadata(&link).is_ok());
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        // A socket nobody answers on goes; one that answers stays.
+        let sock = dir.join("s.sock");
+        let live = UnixListener::bind(&sock).unwrap();
+        assert!(remove_stale_socket(&sock).is_err());
+        drop(live);
+        remove_stale_socket(&sock).unwrap();
+        assert!(std::fs::symlink_metadata(&sock).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
