@@ -500,22 +500,40 @@ fn libbpf_print_quiet(level: libbpf_rs::PrintLevel, msg: String) {
 /// so the scheduling loop does not page-fault. Call before attaching: memory mapped
 /// later (ring buffers, thread stacks) is populated when it is mapped.
 pub fn lock_memory() -> std::io::Result<()> {
+    // One heap arena, never trimmed, grown in large steps, and every allocation below
+    // the largest mmap threshold glibc accepts (32 MiB on 64 bits; mallopt refuses
+    // more, and says so only by its return value) served from it: memory freed in the
+    // loop is reused, never returned and faulted in again.
+    let settings = [
+        (libc::M_ARENA_MAX, 1, "M_ARENA_MAX"),
+        (libc::M_TRIM_THRESHOLD, i32::MAX, "M_TRIM_THRESHOLD"),
+        (
+            libc::M_MMAP_THRESHOLD,
+            MMAP_THRESHOLD as i32,
+            "M_MMAP_THRESHOLD",
+        ),
+        (libc::M_TOP_PAD, 16 << 20, "M_TOP_PAD"),
+    ];
+    for (param, value, name) in settings {
+        // SAFETY: mallopt takes any parameter and value, and returns 0 if it refuses.
+        if unsafe { libc::mallopt(param, value) } == 0 {
+            return Err(std::io::Error::other(format!(
+                "malloc refused {name} = {value}"
+            )));
+        }
+    }
     // SAFETY: plain libc calls with constant arguments.
     unsafe {
-        // One heap arena, never trimmed, grown in large steps: memory freed in the loop
-        // is reused, never returned and faulted in again.
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
         // khugepaged collapsing our pages into a huge page later costs a fault then.
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
         if libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) != 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
-    // Pre-fault: grow the heap once (it stays, since trimming is off) and touch stack.
-    let heap: Vec<u8> = vec![1; 32 << 20];
+    // Pre-fault: grow the heap once (it stays, since trimming is off) and touch the
+    // stack. Below the mmap threshold, so it comes from the heap and not from a
+    // mapping that free() would give back.
+    let heap: Vec<u8> = vec![1; PREFAULT_HEAP];
     std::hint::black_box(&heap);
     drop(heap);
     touch_stack();
@@ -526,6 +544,12 @@ pub fn lock_memory() -> std::io::Result<()> {
     Ok(())
 }
 
+/// glibc's largest mmap threshold on 64 bits: allocations below it come from the heap.
+const MMAP_THRESHOLD: usize = 32 << 20;
+/// Heap faulted in and locked before attach: the runtime's buffers and a policy's
+/// tables for tens of thousands of tasks fit in it.
+const PREFAULT_HEAP: usize = 24 << 20;
+
 #[inline(never)]
 fn touch_stack() {
     let buf = [1u8; 512 << 10];
@@ -535,6 +559,17 @@ fn touch_stack() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prefaulted_heap_is_below_the_mmap_threshold() {
+        const { assert!(PREFAULT_HEAP < MMAP_THRESHOLD) };
+        // SAFETY: mallopt takes any parameter and value; 0 means refused. This is
+        // the value lock_memory sets, which glibc must accept.
+        assert_eq!(
+            unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as i32) },
+            1
+        );
+    }
 
     #[test]
     fn records_match_the_c_layout() {
