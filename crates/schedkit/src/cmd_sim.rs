@@ -75,11 +75,14 @@ pub struct CompareArgs {
     json: Option<PathBuf>,
 }
 
-fn secs_to_ns(what: &str, s: f64) -> anyhow::Result<u64> {
-    if !(s.is_finite() && s > 0.0 && s < 1e7) {
-        bail!("{what} must be a positive number of seconds, got {s}");
+/// Seconds from the command line as ns: positive, and at most a spec's longest time
+/// (24 hours), so that nothing downstream can overflow.
+pub(crate) fn secs_to_ns(what: &str, s: f64) -> anyhow::Result<u64> {
+    let max_s = schedkit_workload::spec::MAX_TIME_NS as f64 / 1e9;
+    if !(s.is_finite() && s > 0.0 && s <= max_s) {
+        bail!("{what} must be a positive number of seconds up to {max_s} (24 hours), got {s}");
     }
-    Ok((s * 1e9).round() as u64)
+    Ok(((s * 1e9).round() as u64).max(1))
 }
 
 fn us_to_ns(what: &str, us: f64) -> anyhow::Result<u64> {

@@ -51,11 +51,9 @@ fn run(
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let spec = Spec::from_path(&spec_path)?;
-    let duration_ns = match duration {
-        None => None,
-        Some(s) if s.is_finite() && s > 0.0 && s <= 1e6 => Some((s * 1e9).round() as u64),
-        Some(s) => bail!("--duration must be a positive number of seconds, not {s}"),
-    };
+    let duration_ns = duration
+        .map(|s| crate::cmd_sim::secs_to_ns("--duration", s))
+        .transpose()?;
     // Create the JSON file now: a path that cannot be written should fail before the
     // run, not after it.
     let json_file = match &json {
