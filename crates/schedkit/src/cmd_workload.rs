@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use schedkit_workload::exec::{self, ExecOptions};
 use schedkit_workload::spec::Spec;
 
