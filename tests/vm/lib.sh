@@ -43,10 +43,11 @@ source "$ROOT/scripts/scx-state.sh"
 
 # start_scheduler LOG ARGS...: starts schedkit run ARGS in the background, sets SCHED_PID,
 # and waits until it is attached (the verifier is slow under TCG). On failure it shows
-# why: the process's exit status, its log and the kernel's last words.
+# why: the process's exit status, its log and the kernel's last words. SCHED_WRAP is a
+# command to start it through (e.g. "taskset -c 0"), which must exec it.
 start_scheduler() {
     local log=$1; shift
-    "$SCHEDKIT" run "$@" >"$log" 2>&1 &
+    ${SCHED_WRAP:-} "$SCHEDKIT" run "$@" >"$log" 2>&1 &
     SCHED_PID=$!
     local i
     for ((i = 0; i < 1800; i++)); do
@@ -85,6 +86,18 @@ stop_all() {
 # The last --stats line's figure after WORD (e.g. `stat_of LOG user` after "dispatches").
 last_stat() { # last_stat LOG REGEX-WITH-ONE-GROUP
     grep '^\[' "$1" | tail -n 1 | sed -nE "s/.*$2.*/\1/p"
+}
+
+# Waits (up to 2 minutes) until the scheduler logging to LOG has re-attached after a
+# hotplug, then checks that it did and that a scheduler is attached.
+check_reattached() { # check_reattached LOG
+    local i
+    for ((i = 0; i < 1200; i++)); do
+        grep -q "re-attaching" "$1" && [ "$(state)" = enabled ] && break
+        sleep 0.1
+    done
+    check "the scheduler re-attached by itself" grep -q "re-attaching" "$1"
+    check "attached after the hotplug" wait_state enabled 120
 }
 
 # No kernel bug, warning or stall report ("stall" as a word: "Installing" is fine).

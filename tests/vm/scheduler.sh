@@ -85,13 +85,7 @@ test_restarts_after_cpu_hotplug() {
     echo 0 >$cpu1
     sleep 1
     echo 1 >$cpu1
-    local i
-    for ((i = 0; i < 1200; i++)); do
-        grep -q "re-attaching" "$log" && [ "$(state)" = enabled ] && break
-        sleep 0.1
-    done
-    check "the scheduler re-attached by itself" grep -q "re-attaching" "$log"
-    check "attached after the hotplug" wait_state enabled 120
+    check_reattached "$log"
     check "the process is still running" kill -0 $SCHED_PID
     sed 's/^/    | /' "$log" | tail -n 4
 }

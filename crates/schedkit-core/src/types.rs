@@ -240,6 +240,93 @@ impl ExitInfo {
     pub fn is_error(&self) -> bool {
         self.kind >= Self::KIND_ERROR
     }
+
+    /// The task the watchdog found stalled, as the kernel names it in the message
+    /// (`"comm[pid] failed to run for 10.004s"`): its name and pid.
+    pub fn stalled_task(&self) -> Option<(&str, i32)> {
+        if self.kind != Self::KIND_ERROR_STALL {
+            return None;
+        }
+        let (task, _) = self.message.split_once(" failed to run for ")?;
+        let (comm, pid) = task.strip_suffix(']')?.rsplit_once('[')?;
+        Some((comm, pid.parse().ok()?))
+    }
+
+    /// One sentence for the user: what happened, why, and what to do.
+    ///
+    /// ```
+    /// use schedkit_core::ExitInfo;
+    /// let stall = ExitInfo {
+    ///     kind: ExitInfo::KIND_ERROR_STALL,
+    ///     exit_code: 0,
+    ///     reason: "runnable task stall".into(),
+    ///     message: "stress-ng[412] failed to run for 10.004s".into(),
+    /// };
+    /// assert!(stall.describe().contains("stress-ng (pid 412)"));
+    /// ```
+    pub fn describe(&self) -> String {
+        // The kernel's reason mostly repeats the kind's name: said once.
+        let reason = match self.reason.as_str() {
+            r if r == self.kind_name() => "",
+            r => r,
+        };
+        let detail = match (reason, self.message.as_str()) {
+            ("", "") => String::new(),
+            (r, "") | ("", r) => format!(" ({r})"),
+            (r, m) => format!(" ({r}: {m})"),
+        };
+        if self.should_restart() {
+            return format!(
+                "the kernel detached the scheduler and asks for a restart{detail}: CPUs were \
+                 hot-plugged; attach again (schedkit run does it by itself)"
+            );
+        }
+        let kind = self.kind_name();
+        match self.kind {
+            Self::KIND_NONE | Self::KIND_DONE | Self::KIND_UNREG => {
+                format!("the scheduler was detached ({kind})")
+            }
+            Self::KIND_ERROR_STALL => {
+                let task = match self.stalled_task() {
+                    Some((comm, pid)) => format!("{comm} (pid {pid})"),
+                    None => "a task".into(),
+                };
+                format!(
+                    "the kernel ejected the scheduler: {kind}{detail}: {task} waited longer \
+                     than the watchdog allows without running; make sure the policy \
+                     dispatches every task it is given, then run the scheduler again (the \
+                     machine is back on its default scheduler)"
+                )
+            }
+            Self::KIND_ERROR_BPF => format!(
+                "the kernel ejected the scheduler: {kind}{detail}: the dispatcher found \
+                 something it cannot handle; report this message as a schedkit bug (the \
+                 machine is back on its default scheduler)"
+            ),
+            Self::KIND_ERROR => format!(
+                "the kernel ejected the scheduler: {kind}{detail}: the dispatcher asked for \
+                 something the kernel refuses; report this message as a schedkit bug (the \
+                 machine is back on its default scheduler)"
+            ),
+            Self::KIND_UNREG_BPF => format!(
+                "the dispatcher detached itself{detail}{}: run the scheduler again to resume",
+                if self.exit_code != 0 {
+                    format!(", exit code {}", self.exit_code)
+                } else {
+                    String::new()
+                }
+            ),
+            Self::KIND_UNREG_KERN | Self::KIND_SYSRQ | 68 => format!(
+                "the kernel took the machine back from the scheduler: {kind}{detail}; run \
+                 the scheduler again to resume"
+            ),
+            _ => format!(
+                "the kernel ejected the scheduler: {kind} (kind {}){detail}; run the \
+                 scheduler again to resume",
+                self.kind
+            ),
+        }
+    }
 }
 
 /// Live counters of a backend, cumulative since attach, except the `nr_*` gauges.
@@ -280,6 +367,10 @@ pub struct Counters {
     /// the runtime; see `Runtime::trip_cost_ns`).
     #[serde(default)]
     pub trip_cost_ns: u64,
+    /// Time the backend scheduled tasks by itself because the scheduler did not answer
+    /// (stopped, or unable to run), cumulative, ns.
+    #[serde(default)]
+    pub degraded_ns: u64,
 }
 
 /// How many named figures a policy can report in one [`PolicyStats`].
@@ -357,4 +448,69 @@ pub enum BackendError {
     /// The backend cannot go on.
     #[error("{0}")]
     Fatal(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit(kind: u32, exit_code: i64, reason: &str, message: &str) -> ExitInfo {
+        ExitInfo {
+            kind,
+            exit_code,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_stall_names_the_task_and_what_to_do_and_no_exit_code() {
+        let e = exit(
+            ExitInfo::KIND_ERROR_STALL,
+            0,
+            "runnable task stall",
+            "kworker/u8:3[77] failed to run for 10.004s",
+        );
+        assert_eq!(e.stalled_task(), Some(("kworker/u8:3", 77)));
+        let s = e.describe();
+        assert!(s.contains("runnable task stall"), "{s}");
+        assert!(s.contains("kworker/u8:3 (pid 77)"), "{s}");
+        assert!(s.contains("make sure the policy dispatches"), "{s}");
+        assert!(!s.contains("exit code"), "{s}");
+    }
+
+    #[test]
+    fn a_stall_without_a_task_in_the_message_still_reads_well() {
+        let e = exit(
+            ExitInfo::KIND_ERROR_STALL,
+            0,
+            "runnable task stall",
+            "watchdog failed to check in for 5.000s",
+        );
+        assert_eq!(e.stalled_task(), None);
+        assert!(e.describe().contains(": a task waited"));
+    }
+
+    #[test]
+    fn each_kind_of_exit_says_what_happened() {
+        let hotplug = exit(ExitInfo::KIND_UNREG_KERN, 1 << 48 | 1 << 32, "", "");
+        assert!(hotplug.describe().contains("hot-plugged"));
+        let bpf = exit(
+            ExitInfo::KIND_ERROR_BPF,
+            0,
+            "scx_bpf_error",
+            "task 3 has no ctx",
+        );
+        assert!(bpf.describe().contains("scx_bpf_error: task 3 has no ctx"));
+        assert!(bpf.describe().contains("schedkit bug"));
+        let sysrq = exit(ExitInfo::KIND_SYSRQ, 0, "disabled by sysrq-S", "");
+        assert!(sysrq.describe().contains("run the scheduler again"));
+        assert!(!sysrq.describe().contains("sysrq-S (disabled by sysrq-S)"));
+        let own = exit(ExitInfo::KIND_UNREG_BPF, 3, "", "");
+        assert!(own.describe().contains("exit code 3"));
+        assert_eq!(
+            exit(ExitInfo::KIND_UNREG, 0, "", "").describe(),
+            "the scheduler was detached (unregistered from user space)"
+        );
+    }
 }

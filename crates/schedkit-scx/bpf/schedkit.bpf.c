@@ -25,6 +25,19 @@
  * tells a stale decision (for a task that was dequeued and enqueued again while user
  * space held it) from a current one; stale decisions are dropped and counted.
  *
+ * Degraded mode: the scheduler can stop (SIGSTOP, a debugger, strace -p) or be unable
+ * to run, and every task it holds would wait for it until the watchdog ejects it. So a
+ * task sent to user space is also parked in a FIFO queue of its own (PARK_DSQ) that no
+ * CPU serves: a decision moves it from there to the queue it names. When the oldest
+ * parked task has waited LATE_NS and the scheduler has not run for as long, the
+ * dispatcher takes over: parked tasks move to a fallback queue that CPUs serve in
+ * weighted-vtime order (as scx_simple does), newly runnable tasks go there directly,
+ * without a trip to user space, and running tasks are preempted once so that the
+ * fallback order applies at once. As soon as the scheduler runs again it decides
+ * again; the fallback queue drains ahead of the shared one, and a decision for a task
+ * still in it moves it out as usual. Decisions for tasks the dispatcher ran meanwhile
+ * find them gone from both queues and are dropped, like stale ones.
+ *
  * Where it falls short: the shared queue is one lock for all CPUs, fine for the small
  * machines this is tested on, a bottleneck on large ones; CPU choice for "any CPU" is
  * whichever CPU frees up first, with no notion of cache or NUMA locality.
@@ -39,9 +52,11 @@ char _license[] SEC("license") = "GPL";
 
 #define SHARED_DSQ	0
 #define SCHED_DSQ	1
+#define PARK_DSQ	2	/* sent to user space, no decision yet; never served */
+#define FALLBACK_DSQ	3	/* scheduled by the dispatcher itself, in degraded mode */
 #define PCPU_DSQ_BASE	0x10000
 #define MAX_CPUS	1024
-#define NSEC_PER_SEC	1000000000ULL
+#define NSEC_PER_MSEC	1000000ULL
 #define CLOCK_MONOTONIC	1
 #define ESRCH		3
 #define ENOENT		2
@@ -65,12 +80,24 @@ void scx_bpf_kick_cpu(s32 cpu, u64 flags) __ksym;
 u32 scx_bpf_nr_cpu_ids(void) __ksym;
 u32 scx_bpf_dispatch_nr_slots(void) __ksym;
 s32 scx_bpf_task_cpu(const struct task_struct *p) __ksym;
+const struct cpumask *scx_bpf_get_online_cpumask(void) __ksym;
+void scx_bpf_put_cpumask(const struct cpumask *cpumask) __ksym;
+bool scx_bpf_dsq_move_vtime(struct bpf_iter_scx_dsq *it__iter, struct task_struct *p,
+			    u64 dsq_id, u64 enq_flags) __ksym;
+void scx_bpf_dsq_move_set_slice(struct bpf_iter_scx_dsq *it__iter, u64 slice) __ksym;
+void scx_bpf_dsq_move_set_vtime(struct bpf_iter_scx_dsq *it__iter, u64 vtime) __ksym;
+int bpf_iter_scx_dsq_new(struct bpf_iter_scx_dsq *it, u64 dsq_id, u64 flags) __ksym;
+struct task_struct *bpf_iter_scx_dsq_next(struct bpf_iter_scx_dsq *it) __ksym;
+void bpf_iter_scx_dsq_destroy(struct bpf_iter_scx_dsq *it) __ksym;
 struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
 void bpf_task_release(struct task_struct *p) __ksym;
 void bpf_rcu_read_lock(void) __ksym;
 void bpf_rcu_read_unlock(void) __ksym;
 bool bpf_cpumask_test_cpu(u32 cpu, const struct cpumask *cpumask) __ksym;
 void scx_bpf_error_bstr(char *fmt, unsigned long long *data, u32 data__sz) __ksym;
+
+/* The iterator of the innermost bpf_for_each, for the kfuncs that take it. */
+#define BPF_FOR_EACH_ITER	(&___it)
 
 /* Ejects the scheduler with a message carrying one integer. */
 #define schedkit_error(fmt, arg)						\
@@ -80,9 +107,21 @@ void scx_bpf_error_bstr(char *fmt, unsigned long long *data, u32 data__sz) __ksy
 		scx_bpf_error_bstr(___fmt, ___arg, sizeof(___arg));	\
 	})
 
-/* Set by the loader before load. */
-const volatile s32 usersched_tgid;
+/*
+ * Set by the loader before load. The scheduler is the thread that runs the loop, not
+ * its whole process: the statistics and printing threads are ordinary tasks, which
+ * must neither jump every queue nor preempt others at the tick.
+ */
+const volatile s32 usersched_pid;
 const volatile u64 default_slice_ns = 5000000;
+
+/*
+ * A policy's slice is clamped to this range: 0 would end every run at once, and
+ * u64::MAX is SCX_SLICE_INF, a slice that never ends, so every other task on that CPU
+ * would wait for the watchdog. The upper bound is far below the watchdog timeout.
+ */
+#define SLICE_MIN_NS	50000ULL
+#define SLICE_MAX_NS	100000000ULL
 
 /*
  * Counters, read by user space through the mmapped .bss. Written with atomic adds
@@ -110,6 +149,26 @@ u64 running_vtime[MAX_CPUS];
 u64 nr_dsq_waiting;
 /* When the scheduler was queued and has not run since, or 0. */
 u64 usersched_queued_at;
+/* Whether the scheduler is on a CPU, and when it last got on or off one. */
+bool usersched_on_cpu;
+u64 usersched_seen_at;
+/* When degraded mode began, or 0; time spent in it before, ns; times entered. */
+u64 degraded_since;
+u64 degraded_ns;
+u64 nr_degraded;
+/* Fallback vtime of the task that last started running (scx_simple's vtime_now). */
+u64 fallback_vtime_now;
+
+/*
+ * Degraded mode starts once the oldest parked task has waited this long and the
+ * scheduler has not run for as long; the timer checks every TIMER_BUSY_NS while tasks
+ * wait for user space, so a task waits at most about LATE_NS + TIMER_BUSY_NS + one
+ * fallback turn. A healthy scheduler answers within a few ms even in the emulated VM;
+ * one that holds tasks by choice still runs, so it never looks late.
+ */
+#define LATE_NS		(50 * NSEC_PER_MSEC)
+#define TIMER_BUSY_NS	(20 * NSEC_PER_MSEC)
+#define TIMER_IDLE_NS	(100 * NSEC_PER_MSEC)
 
 /*
  * The scheduler waits at most this long, and then to the next tick, for a CPU: a tick
@@ -143,6 +202,9 @@ struct task_ctx {
 	u64 started_at;
 	u64 last_run_ns;
 	u64 run_since_sleep_ns;
+	u64 parked_at;		/* when it was last sent to user space */
+	u64 fallback_vtime;	/* weighted run time, for the fallback queue's order */
+	bool in_fallback;	/* last queued by the dispatcher, not by a decision */
 };
 
 struct {
@@ -180,7 +242,7 @@ static struct task_ctx *lookup_task_ctx(struct task_struct *p)
 
 static bool is_usersched(const struct task_struct *p)
 {
-	return p->tgid == usersched_tgid;
+	return p->pid == usersched_pid;
 }
 
 static bool comm_starts_with(const struct task_struct *p, const char *prefix, int len)
@@ -211,6 +273,45 @@ static u64 nr_waiting_in_user(void)
 	return nr_enqueued - nr_consumed + nr_scheduled;
 }
 
+static bool is_online(s32 cpu)
+{
+	const struct cpumask *online = scx_bpf_get_online_cpumask();
+	bool on = cpu >= 0 && bpf_cpumask_test_cpu(cpu, online);
+
+	scx_bpf_put_cpumask(online);
+	return on;
+}
+
+/*
+ * An idle CPU among `allowed`, claimed, or -1. The idle mask may still hold a CPU that
+ * went offline, and a task's mask may name one: such a pick is dropped (claiming it
+ * costs nothing) and another tried, a few times.
+ */
+static s32 pick_idle_online_cpu(const struct cpumask *allowed)
+{
+	s32 cpu = -1, i;
+
+	bpf_for(i, 0, 4) {
+		cpu = scx_bpf_pick_idle_cpu(allowed, 0);
+		if (cpu < 0 || is_online(cpu))
+			break;
+		cpu = -1;
+	}
+	return cpu;
+}
+
+/*
+ * Kick a CPU the policy's idle query claimed for a decision that did not send a task
+ * there (cancelled, bounced, or the task is gone): the claim cleared its idle bit, and
+ * only going through the scheduler again, with nothing to run, sets it back. Without
+ * this, an idle CPU would stay hidden from every later idle query.
+ */
+static void release_claim(s32 cpu)
+{
+	if (cpu >= 0 && cpu < min_cpus(scx_bpf_nr_cpu_ids()) && is_online(cpu))
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
 /*
  * Tasks dispatched but not yet running are still waiting, as far as a policy that
  * sizes slices by the number of waiting tasks is concerned. Counted when the
@@ -220,7 +321,7 @@ static u64 nr_waiting_in_user(void)
 static void count_dsq_waiting(void)
 {
 	u32 n = min_cpus(scx_bpf_nr_cpu_ids());
-	u64 total = scx_bpf_dsq_nr_queued(SHARED_DSQ);
+	u64 total = scx_bpf_dsq_nr_queued(SHARED_DSQ) + scx_bpf_dsq_nr_queued(FALLBACK_DSQ);
 	s32 cpu;
 
 	bpf_for(cpu, 0, n)
@@ -231,10 +332,117 @@ static void count_dsq_waiting(void)
 /* Wake a CPU that is idle so it runs ops.dispatch and finds the new work. */
 static void kick_idle_cpu(const struct task_struct *p)
 {
-	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	s32 cpu = pick_idle_online_cpu(p->cpus_ptr);
 
 	if (cpu >= 0)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
+static bool is_degraded(void)
+{
+	return degraded_since != 0;
+}
+
+/*
+ * Where a task stands in the fallback queue: its weighted run time, but no more than
+ * one slice behind the task that last started (a task back from a long sleep gets a
+ * turn soon, not a burst that starves the others).
+ */
+static u64 fallback_vtime(struct task_ctx *tctx)
+{
+	u64 floor = fallback_vtime_now > default_slice_ns ?
+			    fallback_vtime_now - default_slice_ns : 0;
+
+	if (tctx->fallback_vtime < floor)
+		tctx->fallback_vtime = floor;
+	return tctx->fallback_vtime;
+}
+
+/*
+ * Moves `p` from queue `from` to `to` with the given slice and vtime; false if it is not
+ * (or no longer) there. A task is moved only if it was queued before the iterator was
+ * created, so this creates its own.
+ */
+static bool move_task(struct task_struct *p, u64 from, u64 to, u64 slice, u64 vtime)
+{
+	struct bpf_iter_scx_dsq it;
+	bool moved = false;
+
+	if (!bpf_iter_scx_dsq_new(&it, from, 0)) {
+		scx_bpf_dsq_move_set_slice(&it, slice);
+		scx_bpf_dsq_move_set_vtime(&it, vtime);
+		moved = scx_bpf_dsq_move_vtime(&it, p, to, 0);
+	}
+	bpf_iter_scx_dsq_destroy(&it);
+	return moved;
+}
+
+/* How long the oldest parked task has waited for user space, ns (0 if none). */
+static u64 oldest_parked_wait(u64 now)
+{
+	struct task_struct *p;
+	u64 wait = 0;
+
+	bpf_for_each(scx_dsq, p, PARK_DSQ, 0) {
+		struct task_ctx *tctx = lookup_task_ctx(p);
+
+		if (tctx && tctx->parked_at && now > tctx->parked_at)
+			wait = now - tctx->parked_at;
+		break;
+	}
+	return wait;
+}
+
+static bool usersched_late(u64 now)
+{
+	return !usersched_on_cpu && now - usersched_seen_at > LATE_NS &&
+	       oldest_parked_wait(now) > LATE_NS;
+}
+
+/* Hands every parked task to the fallback queue. */
+static void unpark_all(void)
+{
+	struct task_struct *p;
+
+	bpf_for_each(scx_dsq, p, PARK_DSQ, 0) {
+		struct task_ctx *tctx = lookup_task_ctx(p);
+
+		if (!tctx)
+			continue;
+		tctx->in_fallback = true;
+		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, default_slice_ns);
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, fallback_vtime(tctx));
+		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, FALLBACK_DSQ, 0))
+			__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+	}
+}
+
+static void kick_online_cpus(u64 flags)
+{
+	u32 n = min_cpus(scx_bpf_nr_cpu_ids());
+	s32 cpu;
+
+	bpf_for(cpu, 0, n)
+		if (is_online(cpu))
+			scx_bpf_kick_cpu(cpu, flags);
+}
+
+static void enter_degraded(u64 now)
+{
+	if (__sync_val_compare_and_swap(&degraded_since, 0, now) != 0)
+		return;
+	__sync_fetch_and_add(&nr_degraded, 1);
+	unpark_all();
+	/* Running tasks may hold a long slice from the policy: fallback order from now. */
+	kick_online_cpus(SCX_KICK_PREEMPT);
+}
+
+static void leave_degraded(u64 now)
+{
+	u64 since = degraded_since;
+
+	if (since && __sync_val_compare_and_swap(&degraded_since, since, 0) == since)
+		__sync_fetch_and_add(&degraded_ns, now - since);
 }
 
 SEC("struct_ops/schedkit_select_cpu")
@@ -251,7 +459,7 @@ s32 BPF_PROG(schedkit_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_
 	 * decision to make. Checked without locks: at worst one task skips the policy
 	 * once, or one decision is taken in user space that did not need to be.
 	 */
-	if (is_idle && (is_usersched(p) || bypasses_user(p) ||
+	if (is_idle && (is_usersched(p) || bypasses_user(p) || is_degraded() ||
 			(!nr_waiting_in_user() && !scx_bpf_dsq_nr_queued(SHARED_DSQ)))) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, default_slice_ns, 0);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
@@ -266,8 +474,6 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 	struct task_ctx *tctx;
 
 	if (is_usersched(p)) {
-		s32 cpu;
-
 		count_dsq_waiting();
 		scx_bpf_dsq_insert(p, SCHED_DSQ, default_slice_ns, enq_flags);
 		/*
@@ -276,9 +482,7 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 		 */
 		if (!usersched_queued_at)
 			usersched_queued_at = bpf_ktime_get_ns();
-		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-		if (cpu >= 0)
-			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		kick_idle_cpu(p);
 		return;
 	}
 	if (bypasses_user(p)) {
@@ -294,6 +498,17 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 	tctx->generation++;
+	tctx->in_fallback = false;
+
+	if (is_degraded()) {
+		/* User space does not answer: schedule it here, no trip to user space. */
+		tctx->in_fallback = true;
+		scx_bpf_dsq_insert_vtime(p, FALLBACK_DSQ, default_slice_ns, fallback_vtime(tctx),
+					 enq_flags);
+		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		kick_idle_cpu(p);
+		return;
+	}
 
 	e = bpf_ringbuf_reserve(&queued, sizeof(*e), 0);
 	if (!e) {
@@ -318,6 +533,14 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 	__builtin_memcpy(e->comm, p->comm, sizeof(e->comm));
 	__sync_fetch_and_add(&nr_enqueued, 1);
 	bpf_ringbuf_submit(e, 0);
+	/*
+	 * Parked where the dispatcher can find it if user space is late. In FIFO order, so
+	 * the head is the task that has waited longest (not moved to the head for any
+	 * reason the kernel gives).
+	 */
+	tctx->parked_at = bpf_ktime_get_ns();
+	scx_bpf_dsq_insert(p, PARK_DSQ, default_slice_ns,
+			   enq_flags & ~(u64)(SCX_ENQ_HEAD | SCX_ENQ_PREEMPT));
 }
 
 /*
@@ -354,63 +577,132 @@ static void preempt_for(const struct task_struct *p, u64 vtime)
 	}
 }
 
-/* One decision from user space, drained in ops.dispatch. */
-static long handle_decision(struct bpf_dynptr *dynptr, void *ctx)
+/* Decisions taken from the ring in one ops.dispatch at most; the rest wait. */
+#define DECISIONS_PER_DISPATCH	256
+
+/* Whether a decision may send its task to `cpu`'s own queue. */
+static bool cpu_usable(s32 cpu, const struct task_struct *p)
 {
-	struct schedkit_decision d;
+	return cpu >= 0 && cpu < min_cpus(scx_bpf_nr_cpu_ids()) &&
+	       bpf_cpumask_test_cpu(cpu, p->cpus_ptr) && is_online(cpu);
+}
+
+static u64 clamp_slice(u64 slice_ns)
+{
+	if (slice_ns < SLICE_MIN_NS)
+		return SLICE_MIN_NS;
+	return slice_ns > SLICE_MAX_NS ? SLICE_MAX_NS : slice_ns;
+}
+
+/*
+ * Moves a task with a current decision to the queue it names. It is parked, or in the
+ * fallback queue if degraded mode took it over and has not run it yet. It may not be
+ * parked yet: the decision can come back before the enqueue that sent the task has
+ * finished; the move then waits for that CPU's run-queue lock, and the task is
+ * queued once it gets it, but after the first iterator was created, so the second try
+ * finds it.
+ */
+static bool move_decided(struct task_struct *p, u64 dsq, u64 slice, u64 vtime)
+{
+	return move_task(p, PARK_DSQ, dsq, slice, vtime) ||
+	       move_task(p, FALLBACK_DSQ, dsq, slice, vtime) ||
+	       move_task(p, PARK_DSQ, dsq, slice, vtime);
+}
+
+/*
+ * One decision from user space. A decision for a CPU that is offline or that the
+ * task may not use goes to the shared queue (bounced): a per-CPU queue of an offline
+ * CPU is served by nobody. Whenever the decision does not end up on the CPU it names,
+ * that CPU's claim is released.
+ */
+static void apply_decision(const struct schedkit_decision *d)
+{
 	struct task_struct *p;
 	struct task_ctx *tctx;
 	u64 dsq = SHARED_DSQ;
 
-	if (!scx_bpf_dispatch_nr_slots())
-		return 1; /* the rest waits for the next ops.dispatch */
-	if (bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0))
-		return 0;
-	p = bpf_task_from_pid(d.pid);
-	if (!p)
-		return 0; /* exited meanwhile */
+	p = bpf_task_from_pid(d->pid);
+	if (!p) {
+		release_claim(d->cpu); /* exited meanwhile */
+		return;
+	}
 	tctx = lookup_task_ctx(p);
-	if (!tctx || tctx->generation != d.generation) {
+	if (!tctx || tctx->generation != d->generation) {
 		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
+		release_claim(d->cpu);
 		goto out;
 	}
-	if (d.cpu >= 0) {
-		if (d.cpu < MAX_CPUS && bpf_cpumask_test_cpu(d.cpu, p->cpus_ptr))
-			dsq = PCPU_DSQ_BASE + d.cpu;
-		else
+	if (d->cpu >= 0) {
+		if (cpu_usable(d->cpu, p)) {
+			dsq = PCPU_DSQ_BASE + d->cpu;
+		} else {
 			__sync_fetch_and_add(&nr_bounce_dispatches, 1);
+			release_claim(d->cpu);
+		}
 	}
-	if (d.vtime > max_vtime)
-		max_vtime = d.vtime;
-	scx_bpf_dsq_insert_vtime(p, dsq, d.slice_ns, d.vtime, 0);
+	if (!move_decided(p, dsq, clamp_slice(d->slice_ns), d->vtime)) {
+		/* The dispatcher ran it meanwhile (degraded mode): as good as stale. */
+		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
+		release_claim(d->cpu);
+		goto out;
+	}
+	tctx->in_fallback = false;
+	if (d->vtime > max_vtime)
+		max_vtime = d->vtime;
 	__sync_fetch_and_add(&nr_user_dispatches, 1);
 	if (dsq == SHARED_DSQ) {
-		s32 idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+		s32 idle = pick_idle_online_cpu(p->cpus_ptr);
 
 		if (idle >= 0)
 			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
-		else if (d.flags & SCHEDKIT_DEC_PREEMPT)
-			preempt_for(p, d.vtime + d.preempt_margin_ns < d.vtime ?
-					       (u64)-1 : d.vtime + d.preempt_margin_ns);
+		else if (d->flags & SCHEDKIT_DEC_PREEMPT)
+			preempt_for(p, d->vtime + d->preempt_margin_ns < d->vtime ?
+					       (u64)-1 : d->vtime + d->preempt_margin_ns);
 	} else {
-		scx_bpf_kick_cpu(d.cpu, SCX_KICK_IDLE);
+		scx_bpf_kick_cpu(d->cpu, SCX_KICK_IDLE);
 	}
 out:
 	bpf_task_release(p);
-	return 0;
+}
+
+/*
+ * bpf_user_ringbuf_drain consumes a record whatever its callback returns, so the limit
+ * is checked after a decision is applied, never before (that would drop it).
+ */
+static long handle_decision(struct bpf_dynptr *dynptr, void *ctx)
+{
+	struct schedkit_decision d;
+	u32 *taken = ctx;
+
+	if (bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0))
+		return 0;
+	apply_decision(&d);
+	return ++*taken >= DECISIONS_PER_DISPATCH;
 }
 
 SEC("struct_ops/schedkit_dispatch")
 void BPF_PROG(schedkit_dispatch, s32 cpu, struct task_struct *prev)
 {
-	bpf_user_ringbuf_drain(&dispatched, handle_decision, NULL, 0);
+	u32 taken = 0;
+
+	bpf_user_ringbuf_drain(&dispatched, handle_decision, &taken, 0);
 
 	/* The scheduler first: every other task may be waiting for its decisions. */
 	if (scx_bpf_dsq_move_to_local(SCHED_DSQ))
 		return;
 	if (scx_bpf_dsq_move_to_local(PCPU_DSQ_BASE + cpu))
 		return;
-	scx_bpf_dsq_move_to_local(SHARED_DSQ);
+	/*
+	 * In degraded mode the shared queue only holds decisions taken before it, so it
+	 * empties first; once the scheduler is back, the fallback queue only holds what it
+	 * left, so that one empties first. Neither starves the other.
+	 */
+	if (is_degraded()) {
+		if (!scx_bpf_dsq_move_to_local(SHARED_DSQ))
+			scx_bpf_dsq_move_to_local(FALLBACK_DSQ);
+	} else if (!scx_bpf_dsq_move_to_local(FALLBACK_DSQ)) {
+		scx_bpf_dsq_move_to_local(SHARED_DSQ);
+	}
 }
 
 SEC("struct_ops/schedkit_runnable")
@@ -430,32 +722,51 @@ void BPF_PROG(schedkit_running, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 
-	u64 vtime = (is_usersched(p) || bypasses_user(p)) ? 0 : p->scx.dsq_vtime;
+	u64 now = bpf_ktime_get_ns();
+	u64 vtime = (is_usersched(p) || bypasses_user(p) || (tctx && tctx->in_fallback)) ?
+			    0 : p->scx.dsq_vtime;
 	u32 cpu = scx_bpf_task_cpu(p);
 
 	__sync_fetch_and_add(&nr_running, 1);
-	if (tctx)
-		tctx->started_at = bpf_ktime_get_ns();
+	if (tctx) {
+		tctx->started_at = now;
+		if (tctx->fallback_vtime > fallback_vtime_now)
+			fallback_vtime_now = tctx->fallback_vtime;
+	}
 	/* Opaque to clang, so the mask that bounds the index for the verifier stays. */
 	asm volatile("" : "+r"(cpu));
 	running_vtime[cpu & (MAX_CPUS - 1)] = vtime;
-	if (is_usersched(p))
+	if (is_usersched(p)) {
 		usersched_queued_at = 0;
+		usersched_on_cpu = true;
+		usersched_seen_at = now;
+		leave_degraded(now);
+	}
 }
 
 SEC("struct_ops/schedkit_stopping")
 void BPF_PROG(schedkit_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
+	u32 cpu = scx_bpf_task_cpu(p);
+	u64 now = bpf_ktime_get_ns();
 	u64 ran;
 
 	__sync_fetch_and_sub(&nr_running, 1);
+	/* Nothing runs here for now: nothing to preempt for a decision. */
+	asm volatile("" : "+r"(cpu));
+	running_vtime[cpu & (MAX_CPUS - 1)] = 0;
+	if (is_usersched(p)) {
+		usersched_on_cpu = false;
+		usersched_seen_at = now;
+	}
 	if (!tctx || !tctx->started_at)
 		return;
-	ran = bpf_ktime_get_ns() - tctx->started_at;
+	ran = now - tctx->started_at;
 	tctx->started_at = 0;
 	tctx->last_run_ns = ran;
 	tctx->run_since_sleep_ns += ran;
+	tctx->fallback_vtime += ran * 100 / (p->scx.weight ? p->scx.weight : 1);
 }
 
 /*
@@ -467,8 +778,18 @@ SEC("struct_ops/schedkit_tick")
 void BPF_PROG(schedkit_tick, struct task_struct *p)
 {
 	u64 queued = usersched_queued_at;
+	struct task_struct *sched;
+	bool allowed;
 
 	if (!queued || is_usersched(p) || bpf_ktime_get_ns() - queued < USERSCHED_WAIT_NS)
+		return;
+	/* Only a CPU the scheduler may run on (it may be pinned) can make room for it. */
+	sched = bpf_task_from_pid(usersched_pid);
+	if (!sched)
+		return;
+	allowed = bpf_cpumask_test_cpu(bpf_get_smp_processor_id(), sched->cpus_ptr);
+	bpf_task_release(sched);
+	if (!allowed)
 		return;
 	if (__sync_val_compare_and_swap(&usersched_queued_at, queued, 0) != queued)
 		return;
@@ -486,6 +807,7 @@ void BPF_PROG(schedkit_enable, struct task_struct *p)
 		tctx->started_at = 0;
 		tctx->last_run_ns = 0;
 		tctx->run_since_sleep_ns = 0;
+		tctx->fallback_vtime = fallback_vtime_now;
 	}
 }
 
@@ -517,20 +839,25 @@ void BPF_PROG(schedkit_exit_task, struct task_struct *p, struct scx_exit_task_ar
 }
 
 /*
- * The safety net: once a second, make sure some CPU looks at the queues, so a task
- * can never sit in them unseen until the watchdog fires.
+ * The safety net, and the watch on user space: make sure some CPU looks at the queues,
+ * so a task never sits in them unseen until the watchdog fires, and start degraded
+ * mode when the scheduler is late. Often while tasks wait for user space, rarely when
+ * nothing does. In degraded mode, also hand over tasks parked by an enqueue that
+ * raced with the start of it.
  */
 static int usersched_timer_fn(void *map, int *key, struct bpf_timer *timer)
 {
-	u32 n = min_cpus(scx_bpf_nr_cpu_ids());
-	s32 cpu;
+	u64 now = bpf_ktime_get_ns();
+	bool waiting = nr_waiting_in_user() || scx_bpf_dsq_nr_queued(PARK_DSQ);
 
-	if (scx_bpf_dsq_nr_queued(SCHED_DSQ) || scx_bpf_dsq_nr_queued(SHARED_DSQ) ||
-	    nr_waiting_in_user()) {
-		bpf_for(cpu, 0, n)
-			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-	}
-	bpf_timer_start(timer, NSEC_PER_SEC, 0);
+	if (is_degraded())
+		unpark_all();
+	else if (waiting && usersched_late(now))
+		enter_degraded(now);
+	if (waiting || scx_bpf_dsq_nr_queued(SCHED_DSQ) || scx_bpf_dsq_nr_queued(SHARED_DSQ) ||
+	    scx_bpf_dsq_nr_queued(FALLBACK_DSQ))
+		kick_online_cpus(SCX_KICK_IDLE);
+	bpf_timer_start(timer, waiting || is_degraded() ? TIMER_BUSY_NS : TIMER_IDLE_NS, 0);
 	return 0;
 }
 
@@ -539,14 +866,15 @@ s32 BPF_PROG(schedkit_init)
 {
 	struct usersched_timer *t;
 	u32 key = 0, n = min_cpus(scx_bpf_nr_cpu_ids());
-	s32 err, cpu;
+	s32 err, cpu, dsq;
 
-	err = scx_bpf_create_dsq(SHARED_DSQ, -1);
-	if (err)
-		return err;
-	err = scx_bpf_create_dsq(SCHED_DSQ, -1);
-	if (err)
-		return err;
+	/* The shared, scheduler, parked and fallback queues: ids 0 to 3. */
+	bpf_for(dsq, SHARED_DSQ, FALLBACK_DSQ + 1) {
+		err = scx_bpf_create_dsq(dsq, -1);
+		if (err)
+			return err;
+	}
+	usersched_seen_at = bpf_ktime_get_ns();
 	bpf_for(cpu, 0, n) {
 		err = scx_bpf_create_dsq(PCPU_DSQ_BASE + cpu, -1);
 		if (err)
@@ -558,7 +886,7 @@ s32 BPF_PROG(schedkit_init)
 		return -ENOENT;
 	bpf_timer_init(&t->timer, &timer_map, CLOCK_MONOTONIC);
 	bpf_timer_set_callback(&t->timer, usersched_timer_fn);
-	return bpf_timer_start(&t->timer, NSEC_PER_SEC, 0);
+	return bpf_timer_start(&t->timer, TIMER_IDLE_NS, 0);
 }
 
 SEC("struct_ops/schedkit_exit")
@@ -587,8 +915,8 @@ int pick_idle_cpu(struct schedkit_idle_query *q)
 	/* A syscall program is sleepable: cpus_ptr may only be read under RCU. */
 	bpf_rcu_read_lock();
 	if (!(cpu >= 0 && cpu < MAX_CPUS && bpf_cpumask_test_cpu(cpu, p->cpus_ptr) &&
-	      scx_bpf_test_and_clear_cpu_idle(cpu)))
-		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	      is_online(cpu) && scx_bpf_test_and_clear_cpu_idle(cpu)))
+		cpu = pick_idle_online_cpu(p->cpus_ptr);
 	bpf_rcu_read_unlock();
 	bpf_task_release(p);
 	return cpu;

@@ -37,7 +37,7 @@ mod skel {
 mod sysfs;
 
 use skel::{SchedkitSkel, SchedkitSkelBuilder};
-pub use sysfs::{check_can_attach, page_faults, sched_ext_state, SchedExtState};
+pub use sysfs::{check_can_attach, nr_cpus_online, page_faults, sched_ext_state, SchedExtState};
 
 /// Tasks events taken from the kernel in one step at most; the rest wait in the ring
 /// for the next step, so the buffer never grows.
@@ -59,6 +59,8 @@ pub struct ScxOptions {
     pub timeout_ms: u32,
     /// Print libbpf's messages (verifier output on failure).
     pub verbose: bool,
+    /// Ignore the terminal's stop signals (see [`ignore_stop_signals`]) on attach.
+    pub ignore_stop_signals: bool,
 }
 
 impl Default for ScxOptions {
@@ -70,6 +72,7 @@ impl Default for ScxOptions {
             // Emulated machines are slow; a real stall shows within this anyway.
             timeout_ms: 10_000,
             verbose: false,
+            ignore_stop_signals: true,
         }
     }
 }
@@ -192,8 +195,14 @@ fn now_ns() -> u64 {
 
 impl ScxBackend {
     /// Checks the machine, loads the dispatcher and attaches it.
+    ///
+    /// The calling thread becomes "the scheduler": the dispatcher runs it before any
+    /// other task, so the scheduling loop must run on this same thread.
     pub fn attach(opts: &ScxOptions) -> Result<Self, ScxError> {
         check_can_attach()?;
+        if opts.ignore_stop_signals {
+            ignore_stop_signals().map_err(|e| ScxError::Attach(e.to_string()))?;
+        }
         libbpf_rs::set_print(if opts.verbose {
             Some((libbpf_rs::PrintLevel::Debug, libbpf_print))
         } else {
@@ -223,7 +232,9 @@ impl ScxBackend {
             .rodata_data
             .as_deref_mut()
             .ok_or_else(|| ScxError::Load("the object has no .rodata".into()))?;
-        rodata.usersched_tgid = std::process::id() as i32;
+        // The thread attaching is the one that runs the loop (see `Runtime::run`).
+        // SAFETY: gettid has no preconditions.
+        rodata.usersched_pid = unsafe { libc::gettid() };
         rodata.default_slice_ns = opts.default_slice_ns;
 
         let mut skel = open.load().map_err(|e| ScxError::Load(e.to_string()))?;
@@ -265,7 +276,7 @@ impl ScxBackend {
             skel,
             inbox,
             consumed: 0,
-            nr_cpus: schedkit_core::topology::nr_possible_cpus(),
+            nr_cpus: sysfs::nr_cpus_online(),
             idle_query_fails: 0,
         })
     }
@@ -481,7 +492,18 @@ impl Backend for ScxBackend {
             preemptions: read(&b.nr_preemptions),
             // The runtime measures it.
             trip_cost_ns: 0,
+            degraded_ns: degraded_ns(read(&b.degraded_ns), read(&b.degraded_since), now_ns()),
         }
+    }
+}
+
+/// Time spent in degraded mode: the periods that ended, plus the current one if any
+/// (`since` is 0 outside degraded mode; both clocks are CLOCK_MONOTONIC).
+fn degraded_ns(ended_ns: u64, since: u64, now: u64) -> u64 {
+    if since == 0 {
+        ended_ns
+    } else {
+        ended_ns + now.saturating_sub(since)
     }
 }
 
@@ -494,6 +516,20 @@ fn libbpf_print_quiet(level: libbpf_rs::PrintLevel, msg: String) {
     if level == libbpf_rs::PrintLevel::Warn && msg.contains("libbpf: Error") {
         eprint!("{msg}");
     }
+}
+
+/// Makes the process ignore SIGTSTP, SIGTTIN and SIGTTOU. A scheduler stopped by its
+/// terminal (Ctrl-Z, or reading from the terminal in the background) leaves every task
+/// it holds waiting until the dispatcher takes over; nothing is gained by letting a
+/// terminal stop it. SIGSTOP cannot be ignored: the dispatcher copes with that one.
+pub fn ignore_stop_signals() -> std::io::Result<()> {
+    for sig in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+        // SAFETY: installing SIG_IGN for a valid signal number has no preconditions.
+        if unsafe { libc::signal(sig, libc::SIG_IGN) } == libc::SIG_ERR {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Locks all present and future memory of the process, and pre-faults heap and stack,
@@ -569,6 +605,14 @@ mod tests {
             unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as i32) },
             1
         );
+    }
+
+    #[test]
+    fn degraded_time_counts_the_current_period_until_it_ends() {
+        assert_eq!(degraded_ns(7, 0, 1_000), 7);
+        assert_eq!(degraded_ns(7, 400, 1_000), 607);
+        // A start stamped after the reading (another CPU, racing) counts as nothing yet.
+        assert_eq!(degraded_ns(7, 2_000, 1_000), 7);
     }
 
     #[test]

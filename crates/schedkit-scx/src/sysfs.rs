@@ -67,6 +67,7 @@ const REQUIRED_KFUNCS: &[(&str, &str)] = &[
         "scx_bpf_test_and_clear_cpu_idle",
     ),
     ("scx_bpf_error_bstr", "scx_bpf_error_bstr"),
+    ("scx_bpf_get_online_cpumask", "scx_bpf_get_online_cpumask"),
     (
         "bpf_user_ringbuf_drain",
         "the user ring buffer (BPF_MAP_TYPE_USER_RINGBUF)",
@@ -117,11 +118,32 @@ pub fn check_can_attach() -> Result<(), ScxError> {
     Ok(())
 }
 
-/// Page faults (minor and major) of the whole process since it started.
+/// CPUs a decision may name: one more than the highest online CPU (so every online CPU
+/// is below it; CPUs offline at attach are left out, and a hotplug re-attaches). Falls
+/// back to the possible CPUs if the online list cannot be read.
+pub fn nr_cpus_online() -> u32 {
+    fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| cpus_below_highest(&s))
+        .unwrap_or_else(schedkit_core::topology::nr_possible_cpus)
+}
+
+fn cpus_below_highest(cpu_list: &str) -> Option<u32> {
+    schedkit_core::topology::parse_cpu_list(cpu_list)
+        .into_iter()
+        .max()
+        .map(|max| max + 1)
+}
+
+/// Page faults (minor and major) of the calling thread since it started. Called from
+/// the scheduling loop, that is the scheduler's: the dispatcher runs that thread first,
+/// and a fault it waits on could need the very CPU it schedules. The process's other
+/// threads (statistics, signals) are ordinary tasks, scheduled like any other, so
+/// their first-run faults, which now come after the loop has started, do not count.
 pub fn page_faults() -> u64 {
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: a valid pointer to a rusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) } != 0 {
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, ru.as_mut_ptr()) } != 0 {
         return 0;
     }
     // SAFETY: getrusage succeeded and filled it.
@@ -147,6 +169,13 @@ mod tests {
         // A longer name does not count as the shorter one.
         let btf = b"\0scx_bpf_dsq_insert_vtime\0".to_vec();
         assert!(missing_kfuncs(&btf).contains(&"scx_bpf_dsq_insert (renamed in 6.13)"));
+    }
+
+    #[test]
+    fn cpus_a_decision_may_name_end_at_the_highest_online_one() {
+        assert_eq!(cpus_below_highest("0\n"), Some(1));
+        assert_eq!(cpus_below_highest("0,2-3\n"), Some(4));
+        assert_eq!(cpus_below_highest(""), None);
     }
 
     #[test]
