@@ -149,7 +149,102 @@ test_pinned_to_one_cpu() {
     check "dmesg has no BUG, WARNING or stall" dmesg_clean
 }
 
-tests=${VM_TESTS:-"test_sigstop_under_load_degrades_and_resumes test_terminal_stop_signals_are_ignored test_attaches_with_a_cpu_offline_then_restarts_when_it_comes_back test_pinned_to_one_cpu"}
+# SIGTERM and SIGHUP detach, exit 0 and remove the statistics socket.
+test_sigterm_and_sighup_exit_0_and_remove_the_socket() {
+    local sig log rc sock=/run/schedkit.sock
+    for sig in TERM HUP; do
+        log=$LOGS/sig$sig.log
+        check "fifo attaches ($sig)" start_scheduler "$log" fifo
+        sleep 1
+        check "the socket is there ($sig)" [ -S $sock ]
+        kill -$sig $SCHED_PID
+        wait $SCHED_PID; rc=$?
+        check "SIG$sig exits 0 (got $rc)" [ $rc -eq 0 ]
+        check "the socket is gone after SIG$sig" [ ! -e $sock ]
+        check "state back to disabled ($sig)" wait_state disabled 30
+    done
+}
+
+# What is at the socket's path and is not a stale socket is kept: a plain file, and
+# a symlink (whose target keeps its mode). The scheduler runs anyway.
+test_socket_hygiene() {
+    local log=$LOGS/socket.log dir; dir=$(mktemp -d)
+    echo keep >"$dir/plain"
+    SCHEDKIT_SOCKET=$dir/plain start_scheduler "$log" fifo
+    check "fifo attached with a plain file at the socket path" [ "$(state)" = enabled ]
+    check "... and said why it serves no statistics" grep -q "is not a socket" "$log"
+    stop_all
+    check "the plain file is kept" [ "$(cat "$dir/plain")" = keep ]
+    echo x >"$dir/target"; chmod 0644 "$dir/target"; ln -s "$dir/target" "$dir/link"
+    SCHEDKIT_SOCKET=$dir/link start_scheduler "$log" fifo
+    stop_all
+    check "the symlink is kept" [ -L "$dir/link" ]
+    check "its target keeps mode 644" [ "$(stat -c %a "$dir/target")" = 644 ]
+    SCHEDKIT_SOCKET=$dir/s.sock start_scheduler "$log" fifo
+    check "a new socket is mode 600" [ "$(stat -c %a "$dir/s.sock")" = 600 ]
+    stop_all
+    rm -rf "$dir"
+}
+
+# Numbers out of bounds: one sentence, no panic, nothing attached.
+test_cli_bounds() {
+    local args out rc
+    for args in "run fifo --stats 1e20" "run fifo --stats 1e-9" "run rustland --slice-us 10000000" \
+                "run fifo --slice-us 0" "monitor --interval 1e20" "run fifo --percpu-local"; do
+        # shellcheck disable=SC2086
+        out=$(timeout 60 "$SCHEDKIT" $args 2>&1); rc=$?
+        check "'$args' is refused (exit $rc): $out" [ $rc -ne 0 ]
+        check "... without a panic" bash -c "! grep -q panicked <<<'$out'"
+        check "... and nothing attached" [ "$(state)" = disabled ]
+    done
+}
+
+# Pids wrap around fast with pid_max=1024: exit records for old tasks arrive after new
+# tasks took their pids. Every task still runs and the scheduler stays attached.
+test_pid_reuse_with_fork_storms() {
+    local log=$LOGS/pidmax.log old; old=$(cat /proc/sys/kernel/pid_max)
+    check "rustland attaches" start_scheduler "$log" rustland --stats 1
+    echo 1024 >/proc/sys/kernel/pid_max
+    local round i
+    for ((round = 0; round < 5; round++)); do
+        for ((i = 0; i < 8; i++)); do
+            (for ((j = 0; j < 150; j++)); do /bin/true; done) &
+        done
+        wait
+    done
+    echo "$old" >/proc/sys/kernel/pid_max
+    sleep 2
+    check "still attached after the fork storms" [ "$(state)" = enabled ]
+    local reused; reused=$(monitor_field exit_pid_reused)
+    echo "    exit records skipped for reused pids: ${reused:-?}"
+    check "a sleeper still runs" timeout 30 sleep 1
+    kill -INT $SCHED_PID; wait $SCHED_PID
+    check "SIGINT exits 0" [ $? -eq 0 ]
+    check "dmesg has no BUG, WARNING or stall" dmesg_clean
+}
+
+# --partial: only SCHED_EXT tasks are the policy's; fair tasks stay with the kernel.
+test_partial_with_ext_and_fair_tasks() {
+    local log=$LOGS/partial.log
+    check "rustland attaches in partial mode" start_scheduler "$log" rustland --partial --stats 1
+    local out; out=$(timeout 120 python3 - <<'PY'
+import os, time, subprocess
+ext = subprocess.Popen(["python3", "-c", "import os,time\nos.sched_setscheduler(0, 7, os.sched_param(0))\nend=time.time()+4\nn=0\nwhile time.time()<end: n+=1\nprint(n)"], stdout=subprocess.PIPE)
+fair = subprocess.Popen(["python3", "-c", "import time\nend=time.time()+4\nn=0\nwhile time.time()<end: n+=1\nprint(n)"], stdout=subprocess.PIPE)
+print(ext.communicate()[0].decode().strip(), fair.communicate()[0].decode().strip(), ext.returncode, fair.returncode)
+PY
+)
+    echo "    loops done (SCHED_EXT task, fair task, exit codes): $out"
+    local e f re rf; read -r e f re rf <<<"$out"
+    check "the SCHED_EXT task ran" [ "${e:-0}" -gt 0 ]
+    check "... and ended well" [ "${re:-1}" = 0 ]
+    check "the fair task ran" [ "${f:-0}" -gt 0 ]
+    check "... and ended well" [ "${rf:-1}" = 0 ]
+    check "the policy dispatched the SCHED_EXT task" [ "$(user_dispatches "$log")" -gt 0 ]
+    check "still attached" [ "$(state)" = enabled ]
+}
+
+tests=${VM_TESTS:-"test_sigstop_under_load_degrades_and_resumes test_terminal_stop_signals_are_ignored test_attaches_with_a_cpu_offline_then_restarts_when_it_comes_back test_pinned_to_one_cpu test_sigterm_and_sighup_exit_0_and_remove_the_socket test_socket_hygiene test_cli_bounds test_pid_reuse_with_fork_storms test_partial_with_ext_and_fair_tasks"}
 echo "kernel $(uname -r), $(nproc) CPUs, sched_ext state $(state)"
 for t in $tests; do run_test "$t"; done
 summary

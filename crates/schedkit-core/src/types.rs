@@ -356,6 +356,10 @@ pub struct Counters {
     /// policy keeps for those tasks is never dropped. Should stay 0.
     #[serde(default)]
     pub exit_lost: u64,
+    /// Exit events not sent because the task's pid already named a new task: by
+    /// pid, they would have dropped the new task's state in the policy.
+    #[serde(default)]
+    pub exit_pid_reused: u64,
     /// Idle-CPU queries that failed on the backend's side (the task was sent to any
     /// CPU instead). Should stay 0.
     #[serde(default)]

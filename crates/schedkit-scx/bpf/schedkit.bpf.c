@@ -137,6 +137,7 @@ u64 nr_kernel_dispatches;
 u64 nr_cancel_dispatches;
 u64 nr_bounce_dispatches;
 u64 nr_sched_congested;
+u64 nr_exit_pid_reused;	/* exit records not sent: the pid already named a new task */
 u64 nr_exit_lost;	/* exit events dropped because the ring was full */
 u64 max_vtime;		/* largest vtime seen in a decision */
 u64 nr_preemptions;	/* slices cut short for an earlier decision or the scheduler */
@@ -824,8 +825,26 @@ void BPF_PROG(schedkit_exit_task, struct task_struct *p, struct scx_exit_task_ar
 {
 	struct schedkit_queued_task *e;
 
+	struct task_struct *owner;
+	bool reused;
+
 	if (is_usersched(p) || bypasses_user(p))
 		return;
+	/*
+	 * A pid is freed before its task is, so by now the pid may name a new task. An
+	 * exit record by pid would then drop the new task's state in the policy, and a
+	 * task the policy holds would never be dispatched. Send none: the new task's own
+	 * records take over the pid's state, and its exit will clear it.
+	 */
+	owner = bpf_task_from_pid(p->pid);
+	if (owner) {
+		reused = owner != p;
+		bpf_task_release(owner);
+		if (reused) {
+			__sync_fetch_and_add(&nr_exit_pid_reused, 1);
+			return;
+		}
+	}
 	e = bpf_ringbuf_reserve(&queued, sizeof(*e), 0);
 	if (!e) {
 		__sync_fetch_and_add(&nr_exit_lost, 1);

@@ -488,6 +488,7 @@ impl Backend for ScxBackend {
             // The runtime counts refused decisions.
             failed: 0,
             exit_lost: self.exit_events_lost(),
+            exit_pid_reused: read(&b.nr_exit_pid_reused),
             idle_query_errors: self.idle_query_fails,
             preemptions: read(&b.nr_preemptions),
             // The runtime measures it.

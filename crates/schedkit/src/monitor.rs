@@ -70,7 +70,7 @@ pub fn stats_line(s: &Sample) -> String {
     let c = &s.counters;
     let p = &s.policy_stats;
     format!(
-        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} preempted {} exits lost {} | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms{}",
+        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} preempted {} exits lost {} | degraded {:.2} s | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms{}",
         s.policy,
         c.nr_running,
         c.nr_queued,
@@ -82,6 +82,7 @@ pub fn stats_line(s: &Sample) -> String {
         c.congestion,
         c.preemptions,
         c.exit_lost,
+        c.degraded_ns as f64 / 1e9,
         c.trip_cost_ns as f64 / 1e3,
         s.page_faults,
         p.nr_tasks,
@@ -176,8 +177,15 @@ impl StatsServer {
         self.path.as_deref()
     }
 
+    /// Hands over the latest sample. Never waits: if the printer or the socket thread
+    /// holds the lock (and was preempted holding it), this sample is skipped and the
+    /// next one, a quarter of a second later, goes instead.
     pub fn publish(&self, s: &Sample) {
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(*s);
+        match self.latest.try_lock() {
+            Ok(mut latest) => *latest = Some(*s),
+            Err(std::sync::TryLockError::Poisoned(e)) => *e.into_inner() = Some(*s),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
     }
 }
 
@@ -355,6 +363,7 @@ mod tests {
             "tasks 4",
             "spread 1.50 ms",
             "exits lost 0",
+            "degraded 0.00 s",
             "trip 12.3 us",
         ] {
             assert!(line.contains(word), "{word} missing in {line}");

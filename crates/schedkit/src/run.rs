@@ -160,14 +160,7 @@ where
                 wait_disabled(Duration::from_secs(5));
             }
             Some(exit) => {
-                eprintln!(
-                    "schedkit: the kernel ejected the scheduler: {} ({}), exit code {}{}{}",
-                    exit.kind_name(),
-                    exit.reason,
-                    exit.exit_code,
-                    if exit.message.is_empty() { "" } else { ": " },
-                    exit.message
-                );
+                eprintln!("schedkit: {}", exit.describe());
                 return Ok(RunOutcome::Exited(exit));
             }
         }
