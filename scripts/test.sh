@@ -5,7 +5,8 @@
 # integration tests, then the VM tests on a real sched_ext kernel and the benchmark's
 # smoke run. Exits non-zero if anything fails.
 #
-# SKIP_VM=1 skips the VM tests (for a quick loop on the host).
+# SKIP_VM=1 skips the VM tests (for a quick loop on the host); SOAK_S=N shortens the
+# soak (default 600 s).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,8 +40,14 @@ if [ "${SKIP_VM:-0}" = 1 ]; then
     exit 0
 fi
 
-step "VM tests: the scheduler on a sched_ext kernel"
+step "VM tests: the scheduler on a sched_ext kernel (and the new user's crate)"
 scripts/vm.sh env NEW_POLICY_BIN="$(cat target/new-crate/bin-path)" bash tests/vm/scheduler.sh
+
+step "VM tests: hardening (a boot of its own: it checks the boot's whole dmesg)"
+scripts/vm.sh bash tests/vm/hardening.sh
+
+step "VM soak: rustland for ${SOAK_S:-600} s under a rotating load (SOAK_S shortens it)"
+scripts/vm.sh env SOAK_S="${SOAK_S:-600}" bash tests/vm/soak.sh
 
 if [ -x tests/bench-smoke.sh ]; then
     step "benchmark smoke run"

@@ -205,12 +205,14 @@ test_pid_reuse_with_fork_storms() {
     local log=$LOGS/pidmax.log old; old=$(cat /proc/sys/kernel/pid_max)
     check "rustland attaches" start_scheduler "$log" rustland --stats 1
     echo 1024 >/proc/sys/kernel/pid_max
-    local round i
+    local round i storms
     for ((round = 0; round < 5; round++)); do
+        storms=()
         for ((i = 0; i < 8; i++)); do
-            (for ((j = 0; j < 150; j++)); do /bin/true; done) &
+            (for ((j = 0; j < 100; j++)); do /bin/true; done) &
+            storms+=($!)
         done
-        wait
+        wait "${storms[@]}" # not the scheduler, also a child of this shell
     done
     echo "$old" >/proc/sys/kernel/pid_max
     sleep 2

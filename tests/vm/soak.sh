@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# The soak: rustland for SOAK_S seconds (default 600) under a load that changes every
+# minute: the stress mix, hackbench, fork storms, `perf bench sched pipe`, and a CPU
+# hotplug cycle. No ejection, a resident set that stays within 1 MiB of where it was
+# after the first round, no page fault after start-up, and a clean dmesg.
+# Run with: scripts/vm.sh bash tests/vm/soak.sh  (SOAK_S=120 for a quick loop)
+source "$(dirname "$0")/lib.sh"
+
+SOAK_S=${SOAK_S:-600}
+ROUND_S=60
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# One round of load, about ROUND_S seconds in all; the kind rotates with the round.
+load_round() { # load_round N
+    local cpu1=/sys/devices/system/cpu/cpu1/online
+    case $(($1 % 4)) in
+    0) timeout 40 stress-ng --aggressive -M -c 4 -f 4 --affinity 4 --affinity-delay 1 \
+           --affinity-pin -t 30 --temp-path /tmp >/dev/null 2>&1 ;;
+    1) timeout 60 hackbench -g 4 -l 200 -T >/dev/null 2>&1 ;;
+    2) local i pids=()
+       for ((i = 0; i < 4; i++)); do
+           (for ((j = 0; j < 150; j++)); do /bin/true; done) &
+           pids+=($!)
+       done
+       wait "${pids[@]}" ;;
+    3) timeout 60 perf bench sched pipe -l 20000 >/dev/null 2>&1 ;;
+    esac
+    # A hotplug cycle each minute: the scheduler is re-attached by itself.
+    if [ -w $cpu1 ]; then
+        echo 0 >$cpu1; sleep 1; echo 1 >$cpu1
+    fi
+}
+
+test_soak() {
+    local log=$LOGS/soak.log
+    check "rustland attaches" start_scheduler "$log" rustland --stats 5
+    local start=$SECONDS round=0 rss0="" rss ejected=0
+    while ((SECONDS - start < SOAK_S)); do
+        load_round $round
+        round=$((round + 1))
+        wait_state enabled 120 || { ejected=1; break; }
+        kill -0 $SCHED_PID 2>/dev/null || { ejected=1; break; }
+        rss=$(rss_kib $SCHED_PID)
+        # The first round sets the reference: ring buffers, the policy's tables and the
+        # statistics threads have all been touched by then.
+        [ -z "$rss0" ] && rss0=$rss
+        echo "    round $round at $((SECONDS - start)) s: RSS ${rss} KiB, state $(state)"
+    done
+    check "no ejection over $round rounds" [ $ejected -eq 0 ]
+    check "the scheduler never said it was ejected" bash -c "! grep -q 'ejected' '$log'"
+    echo "    RSS after the first round ${rss0:-?} KiB, at the end ${rss:-?} KiB"
+    check "RSS stayed within 1 MiB" [ $(( ${rss:-0} - ${rss0:-0} )) -le 1024 ]
+    local faults; faults=$(last_stat "$log" 'page faults ([0-9]+)')
+    echo "    page faults after start-up: ${faults:-?}"
+    check "no page fault after start-up" [ "${faults:-1}" = 0 ]
+    kill -INT $SCHED_PID; wait $SCHED_PID
+    check "SIGINT exits 0" [ $? -eq 0 ]
+    check "dmesg has no BUG, WARNING or stall" dmesg_clean
+}
+
+echo "kernel $(uname -r), $(nproc) CPUs, soak ${SOAK_S} s"
+run_test test_soak
+summary
