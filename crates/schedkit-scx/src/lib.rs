@@ -143,6 +143,13 @@ struct RawIdleQuery {
     prev_cpu: i32,
 }
 
+/// `SCHEDKIT_EV_*` of `bpf/intf.h`.
+const EV_QUEUED: u32 = 0;
+const EV_EXITED: u32 = 1;
+
+/// Decodes one record of the kernel-to-user ring. Whatever the bytes, it returns a
+/// well-formed event or `None` (too short, unknown kind): the values a policy may
+/// divide by or index with are brought into their documented ranges.
 fn parse_event(data: &[u8]) -> Option<TaskEvent> {
     if data.len() < size_of::<RawQueuedTask>() {
         return None;
@@ -150,14 +157,15 @@ fn parse_event(data: &[u8]) -> Option<TaskEvent> {
     // SAFETY: the length is checked, the type is plain old data, the read is unaligned.
     let raw: RawQueuedTask = unsafe { std::ptr::read_unaligned(data.as_ptr().cast()) };
     Some(match raw.kind {
-        1 => TaskEvent::Exited(raw.pid),
-        _ => TaskEvent::Queued(QueuedTask {
+        EV_EXITED => TaskEvent::Exited(raw.pid),
+        EV_QUEUED => TaskEvent::Queued(QueuedTask {
             pid: raw.pid,
             comm: raw.comm,
             prev_cpu: Cpu(raw.prev_cpu.max(0) as u32),
             nr_cpus_allowed: raw.nr_cpus_allowed,
             flags: raw.flags,
-            weight: raw.weight as u32,
+            // The kernel's sched_ext weights are 1..=10000; a 0 would divide by zero.
+            weight: raw.weight.clamp(1, 10_000) as u32,
             vtime: raw.vtime,
             last_run_ns: raw.last_run_ns,
             run_since_sleep_ns: raw.run_since_sleep_ns,
@@ -165,6 +173,7 @@ fn parse_event(data: &[u8]) -> Option<TaskEvent> {
             sum_exec_runtime_ns: raw.sum_exec_runtime,
             generation: raw.generation,
         }),
+        _ => return None,
     })
 }
 
@@ -614,6 +623,31 @@ mod tests {
         assert_eq!(degraded_ns(7, 400, 1_000), 607);
         // A start stamped after the reading (another CPU, racing) counts as nothing yet.
         assert_eq!(degraded_ns(7, 2_000, 1_000), 7);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_to_a_well_formed_event_or_none(
+            kind in 0u32..3,
+            rest in proptest::collection::vec(proptest::num::u8::ANY, 0..200)
+        ) {
+            // Known kinds most of the time, so that the fields are decoded too.
+            let mut data = kind.to_ne_bytes().to_vec();
+            data.extend(rest);
+            match parse_event(&data) {
+                None => proptest::prop_assert!(
+                    kind == 2 || data.len() < size_of::<RawQueuedTask>()
+                ),
+                Some(TaskEvent::Exited(_)) => {}
+                Some(TaskEvent::Queued(t)) => {
+                    proptest::prop_assert!((1..=10_000).contains(&t.weight));
+                    proptest::prop_assert!(t.prev_cpu.0 <= i32::MAX as u32);
+                }
+            }
+            if data.len() < size_of::<RawQueuedTask>() {
+                proptest::prop_assert!(parse_event(&data).is_none());
+            }
+        }
     }
 
     #[test]
