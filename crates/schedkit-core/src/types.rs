@@ -360,6 +360,11 @@ pub struct Counters {
     /// pid, they would have dropped the new task's state in the policy.
     #[serde(default)]
     pub exit_pid_reused: u64,
+    /// Tasks the dispatcher ran itself because their decision never came (waited
+    /// over 2 s while the scheduler ran) or went to the queue of a CPU that went
+    /// offline. Should stay 0.
+    #[serde(default)]
+    pub rescued: u64,
     /// Idle-CPU queries that failed on the backend's side (the task was sent to any
     /// CPU instead). Should stay 0.
     #[serde(default)]

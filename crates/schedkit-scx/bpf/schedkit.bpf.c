@@ -84,6 +84,8 @@ const struct cpumask *scx_bpf_get_online_cpumask(void) __ksym;
 void scx_bpf_put_cpumask(const struct cpumask *cpumask) __ksym;
 bool scx_bpf_dsq_move_vtime(struct bpf_iter_scx_dsq *it__iter, struct task_struct *p,
 			    u64 dsq_id, u64 enq_flags) __ksym;
+bool scx_bpf_dsq_move(struct bpf_iter_scx_dsq *it__iter, struct task_struct *p,
+		      u64 dsq_id, u64 enq_flags) __ksym;
 void scx_bpf_dsq_move_set_slice(struct bpf_iter_scx_dsq *it__iter, u64 slice) __ksym;
 void scx_bpf_dsq_move_set_vtime(struct bpf_iter_scx_dsq *it__iter, u64 vtime) __ksym;
 int bpf_iter_scx_dsq_new(struct bpf_iter_scx_dsq *it, u64 dsq_id, u64 flags) __ksym;
@@ -415,6 +417,56 @@ static void unpark_all(void)
 		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, fallback_vtime(tctx));
 		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, FALLBACK_DSQ, 0))
 			__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+	}
+}
+
+/*
+ * The safety net for a lost decision: a parked task that has waited this long is
+ * handed to the fallback queue even though the scheduler runs. A policy may hold a
+ * task, but not for a fifth of the watchdog's timeout; a decision that could not
+ * move its task (a race with the kernel moving it) would otherwise leave it parked
+ * until the watchdog ejects the scheduler.
+ */
+#define RESCUE_NS	(2000 * NSEC_PER_MSEC)
+u64 nr_rescued;
+
+static void rescue_parked(u64 now)
+{
+	struct task_struct *p;
+
+	bpf_for_each(scx_dsq, p, PARK_DSQ, 0) {
+		struct task_ctx *tctx = lookup_task_ctx(p);
+
+		if (!tctx)
+			continue;
+		/* FIFO: the first one young enough ends the scan. */
+		if (!tctx->parked_at || now - tctx->parked_at < RESCUE_NS)
+			break;
+		tctx->in_fallback = true;
+		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, default_slice_ns);
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, fallback_vtime(tctx));
+		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, FALLBACK_DSQ, 0))
+			__sync_fetch_and_add(&nr_rescued, 1);
+	}
+}
+
+/*
+ * A decision can reach a CPU's own queue just before that CPU goes offline, and nobody
+ * serves the queue of an offline CPU: its tasks go to the shared queue.
+ */
+static void rescue_offline_queues(void)
+{
+	u32 n = min_cpus(scx_bpf_nr_cpu_ids());
+	struct task_struct *p;
+	s32 cpu;
+
+	bpf_for(cpu, 0, n) {
+		if (is_online(cpu) || !scx_bpf_dsq_nr_queued(PCPU_DSQ_BASE + cpu))
+			continue;
+		bpf_for_each(scx_dsq, p, PCPU_DSQ_BASE + cpu, 0) {
+			if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SHARED_DSQ, 0))
+				__sync_fetch_and_add(&nr_rescued, 1);
+		}
 	}
 }
 
@@ -873,6 +925,9 @@ static int usersched_timer_fn(void *map, int *key, struct bpf_timer *timer)
 		unpark_all();
 	else if (waiting && usersched_late(now))
 		enter_degraded(now);
+	else if (waiting && oldest_parked_wait(now) > RESCUE_NS)
+		rescue_parked(now);
+	rescue_offline_queues();
 	if (waiting || scx_bpf_dsq_nr_queued(SCHED_DSQ) || scx_bpf_dsq_nr_queued(SHARED_DSQ) ||
 	    scx_bpf_dsq_nr_queued(FALLBACK_DSQ))
 		kick_online_cpus(SCX_KICK_IDLE);

@@ -498,6 +498,7 @@ impl Backend for ScxBackend {
             failed: 0,
             exit_lost: self.exit_events_lost(),
             exit_pid_reused: read(&b.nr_exit_pid_reused),
+            rescued: read(&b.nr_rescued),
             idle_query_errors: self.idle_query_fails,
             preemptions: read(&b.nr_preemptions),
             // The runtime measures it.

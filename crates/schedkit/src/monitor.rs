@@ -70,7 +70,7 @@ pub fn stats_line(s: &Sample) -> String {
     let c = &s.counters;
     let p = &s.policy_stats;
     format!(
-        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} preempted {} exits lost {} | degraded {:.2} s | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms{}",
+        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} preempted {} exits lost {} rescued {} | degraded {:.2} s | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms{}",
         s.policy,
         c.nr_running,
         c.nr_queued,
@@ -82,6 +82,7 @@ pub fn stats_line(s: &Sample) -> String {
         c.congestion,
         c.preemptions,
         c.exit_lost,
+        c.rescued,
         c.degraded_ns as f64 / 1e9,
         c.trip_cost_ns as f64 / 1e3,
         s.page_faults,
