@@ -17,12 +17,23 @@ ROUND_S=60
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# One round of load, about ROUND_S seconds in all; the kind rotates with the round.
+# One round of load: the kind rotates with the round, and a short one (hackbench,
+# perf bench, a storm of forks) is repeated until the round has lasted ROUND_S.
 load_round() { # load_round N
-    local cpu1=/sys/devices/system/cpu/cpu1/online
+    local cpu1=/sys/devices/system/cpu/cpu1/online t0=$SECONDS
+    while ((SECONDS - t0 < ROUND_S - 5)); do
+        load_once "$1"
+    done
+    # A hotplug cycle each minute: the scheduler is re-attached by itself.
+    if [ "${SOAK_HOTPLUG:-0}" = 1 ] && [ -w $cpu1 ]; then
+        echo 0 >$cpu1; sleep 1; echo 1 >$cpu1
+    fi
+}
+
+load_once() { # load_once N
     case $(($1 % 4)) in
-    0) timeout 40 stress-ng --aggressive -M -c 4 -f 4 --affinity 4 --affinity-delay 1 \
-           --affinity-pin -t 30 --temp-path /tmp >/dev/null 2>&1 ;;
+    0) timeout 70 stress-ng --aggressive -M -c 4 -f 4 --affinity 4 --affinity-delay 1 \
+           --affinity-pin -t $((ROUND_S - 5)) --temp-path /tmp >/dev/null 2>&1 ;;
     1) timeout 60 hackbench -g 4 -l 200 -T >/dev/null 2>&1 ;;
     2) local i pids=()
        for ((i = 0; i < 4; i++)); do
@@ -32,10 +43,6 @@ load_round() { # load_round N
        wait "${pids[@]}" ;;
     3) timeout 60 perf bench sched pipe -l 20000 >/dev/null 2>&1 ;;
     esac
-    # A hotplug cycle each minute: the scheduler is re-attached by itself.
-    if [ "${SOAK_HOTPLUG:-0}" = 1 ] && [ -w $cpu1 ]; then
-        echo 0 >$cpu1; sleep 1; echo 1 >$cpu1
-    fi
 }
 
 test_soak() {
