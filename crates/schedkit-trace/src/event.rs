@@ -148,3 +148,17 @@ impl Event {
         }
     }
 }
+
+/// A stretch of time one thread ran on one CPU: what a timeline draws, read back
+/// from a written trace of either format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuSlice {
+    pub cpu: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub pid: Pid,
+    /// The thread's name (comm).
+    pub name: String,
+    /// The stretch belongs to the user-space scheduler.
+    pub scheduler: bool,
+}

@@ -11,7 +11,7 @@
 
 pub mod event;
 
-pub use event::{Counter, Event, Pid, Target, TraceInfo, TraceSource};
+pub use event::{Counter, CpuSlice, Event, Pid, Target, TraceInfo, TraceSource};
 
 use std::io;
 
