@@ -47,6 +47,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "intf.h"
+#include "trace_intf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -200,6 +201,63 @@ struct {
 	__uint(max_entries, 4 << 20);
 } dispatched SEC(".maps");
 
+/*
+ * What a `schedkit trace` sees of the policy: while a tracer has set `on` in
+ * sk_trace_ctl (it finds the map by name), the dispatcher sends a record for each task
+ * handed to user space, each decision taken, and the queues' counters each time the
+ * scheduler wakes. When no trace records, this costs one map lookup per event.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct sk_trace_ctl);
+} sk_trace_ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} sk_trace_rb SEC(".maps");
+
+static struct sk_trace_rec *trace_reserve(u32 kind)
+{
+	struct sk_trace_rec *r;
+	struct sk_trace_ctl *c;
+	u32 key = 0;
+
+	c = bpf_map_lookup_elem(&sk_trace_ctl, &key);
+	if (!c || !c->on)
+		return NULL;
+	r = bpf_ringbuf_reserve(&sk_trace_rb, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&c->nr_lost, 1);
+		return NULL;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->ts = bpf_ktime_get_ns();
+	r->kind = kind;
+	r->cpu = bpf_get_smp_processor_id();
+	return r;
+}
+
+/* A task handed to user space (SK_TR_ENQUEUED) or a decision taken (SK_TR_DECISION). */
+static void trace_task(u32 kind, const struct task_struct *p, s32 target, u64 slice,
+		       u64 vtime, u32 flags)
+{
+	struct sk_trace_rec *r = trace_reserve(kind);
+
+	if (!r)
+		return;
+	r->pid = p->pid;
+	r->tgid = p->tgid;
+	__builtin_memcpy(r->comm, p->comm, sizeof(r->comm));
+	r->arg = target;
+	r->a = slice;
+	r->b = vtime;
+	r->flags = flags;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
 struct task_ctx {
 	u64 generation;
 	u64 started_at;
@@ -330,6 +388,20 @@ static void count_dsq_waiting(void)
 	bpf_for(cpu, 0, n)
 		total += scx_bpf_dsq_nr_queued(PCPU_DSQ_BASE + cpu);
 	nr_dsq_waiting = total;
+}
+
+/* The queues' counters, for a trace, each time the scheduler wakes up. */
+static void trace_counters(void)
+{
+	struct sk_trace_rec *r = trace_reserve(SK_TR_COUNTERS);
+
+	if (!r)
+		return;
+	r->a = nr_enqueued - nr_consumed;
+	r->b = nr_scheduled;
+	r->c = nr_sched_congested;
+	r->arg = nr_dsq_waiting;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
 /* Wake a CPU that is idle so it runs ops.dispatch and finds the new work. */
@@ -516,6 +588,8 @@ s32 BPF_PROG(schedkit_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_
 			(!nr_waiting_in_user() && !scx_bpf_dsq_nr_queued(SHARED_DSQ)))) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, default_slice_ns, 0);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		if (!is_usersched(p))
+			trace_task(SK_TR_DECISION, p, cpu, default_slice_ns, 0, SK_TRF_KERNEL);
 	}
 	return cpu;
 }
@@ -528,6 +602,7 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (is_usersched(p)) {
 		count_dsq_waiting();
+		trace_counters();
 		scx_bpf_dsq_insert(p, SCHED_DSQ, default_slice_ns, enq_flags);
 		/*
 		 * An idle CPU runs it at once; otherwise the next CPU to free up does,
@@ -542,6 +617,8 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | scx_bpf_task_cpu(p), default_slice_ns,
 				   enq_flags);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		trace_task(SK_TR_DECISION, p, scx_bpf_task_cpu(p), default_slice_ns, 0,
+			   SK_TRF_KERNEL);
 		return;
 	}
 
@@ -559,6 +636,8 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert_vtime(p, FALLBACK_DSQ, default_slice_ns, fallback_vtime(tctx),
 					 enq_flags);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		trace_task(SK_TR_DECISION, p, -1, default_slice_ns, tctx->fallback_vtime,
+			   SK_TRF_KERNEL);
 		kick_idle_cpu(p);
 		return;
 	}
@@ -568,6 +647,7 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 		/* User space is behind: keep the task moving without it. */
 		scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, default_slice_ns, max_vtime, enq_flags);
 		__sync_fetch_and_add(&nr_sched_congested, 1);
+		trace_task(SK_TR_DECISION, p, -1, default_slice_ns, max_vtime, SK_TRF_KERNEL);
 		kick_idle_cpu(p);
 		return;
 	}
@@ -586,6 +666,7 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 	__builtin_memcpy(e->comm, p->comm, sizeof(e->comm));
 	__sync_fetch_and_add(&nr_enqueued, 1);
 	bpf_ringbuf_submit(e, 0);
+	trace_task(SK_TR_ENQUEUED, p, scx_bpf_task_cpu(p), 0, 0, 0);
 	/*
 	 * Parked where the dispatcher can find it if user space is late. In FIFO order, so
 	 * the head is the task that has waited longest (not moved to the head for any
@@ -703,6 +784,8 @@ static void apply_decision(const struct schedkit_decision *d)
 	if (d->vtime > max_vtime)
 		max_vtime = d->vtime;
 	__sync_fetch_and_add(&nr_user_dispatches, 1);
+	trace_task(SK_TR_DECISION, p, dsq == SHARED_DSQ ? -1 : d->cpu, clamp_slice(d->slice_ns),
+		   d->vtime, (d->flags & SCHEDKIT_DEC_PREEMPT) ? SK_TRF_PREEMPT : 0);
 	if (dsq == SHARED_DSQ) {
 		s32 idle = pick_idle_online_cpu(p->cpus_ptr);
 

@@ -35,6 +35,7 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/schedkit.skel.rs"));
 }
 mod sysfs;
+pub mod trace;
 
 use skel::{SchedkitSkel, SchedkitSkelBuilder};
 pub use sysfs::{check_can_attach, nr_cpus_online, page_faults, sched_ext_state, SchedExtState};
@@ -243,10 +244,14 @@ impl ScxBackend {
             .ok_or_else(|| ScxError::Load("the object has no .rodata".into()))?;
         // The thread attaching is the one that runs the loop (see `Runtime::run`).
         // SAFETY: gettid has no preconditions.
-        rodata.usersched_pid = unsafe { libc::gettid() };
+        let rodata_pid = unsafe { libc::gettid() };
+        rodata.usersched_pid = rodata_pid;
         rodata.default_slice_ns = opts.default_slice_ns;
 
         let mut skel = open.load().map_err(|e| ScxError::Load(e.to_string()))?;
+        // A tracer finds the switch by name and needs to know the scheduler's thread.
+        trace::init_ctl(&skel.maps.sk_trace_ctl, rodata_pid)
+            .map_err(|e| ScxError::Load(e.to_string()))?;
 
         let inbox = Rc::new(RefCell::new(Vec::with_capacity(EVENTS_PER_STEP)));
         let sink = Rc::clone(&inbox);

@@ -1,0 +1,930 @@
+//! The recorder behind `schedkit trace` and `schedkit run --trace`: BPF programs on the
+//! scheduler tracepoints (`bpf/trace.bpf.c`) and, when a schedkit scheduler is
+//! attached, the dispatcher's own records (its `sk_trace_ctl` switch and `sk_trace_rb`
+//! ring, found by name), turned into [`schedkit_trace::Event`]s in time order.
+//!
+//! Nothing wakes the recorder per record: the programs submit without a wake-up and
+//! [`Recorder::poll`] drains the rings on the caller's timer. Records from different
+//! CPUs and rings reach user space slightly out of order, so events wait in a small
+//! reorder window ([`REORDER_NS`]) before they go to the sink. Records lost to a full
+//! ring are counted by the programs and reported as [`Event::Lost`].
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::io;
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::rc::Rc;
+
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, OpenObject, RingBuffer, RingBufferBuilder};
+use schedkit_trace::{Counter, Event, Pid, Sink, Target, TraceInfo, TraceSource};
+
+use crate::sysfs::{sched_ext_state, SchedExtState};
+
+mod tskel {
+    #![allow(clippy::all, non_camel_case_types, non_snake_case, dead_code)]
+    include!(concat!(env!("OUT_DIR"), "/trace.skel.rs"));
+}
+use tskel::{TraceSkel, TraceSkelBuilder};
+
+/// How long an event waits for earlier ones that may still be in another ring or
+/// another CPU's part of the ring, ns.
+pub const REORDER_NS: u64 = 50_000_000;
+
+/// How often the waiting-tasks counter may change on the timeline, at most, ns.
+const WAITING_SAMPLE_NS: u64 = 1_000_000;
+
+/// Names of the dispatcher's maps (kernel map names keep 15 characters).
+const CTL_MAP: &str = "sk_trace_ctl";
+const RB_MAP: &str = "sk_trace_rb";
+
+/// The record both rings carry (`struct sk_trace_rec` in `bpf/trace_intf.h`).
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    ts: u64,
+    kind: u32,
+    cpu: u32,
+    pid: i32,
+    tgid: i32,
+    pid2: i32,
+    tgid2: i32,
+    arg: i32,
+    flags: u32,
+    a: u64,
+    b: u64,
+    c: u64,
+    comm: [u8; 16],
+    comm2: [u8; 16],
+}
+
+const RAW_SIZE: usize = 8 + 4 * 8 + 8 * 3 + 32;
+
+const K_SWITCH: u32 = 0;
+const K_WAKEUP: u32 = 1;
+const K_WAKEUP_NEW: u32 = 2;
+const K_MIGRATE: u32 = 3;
+const K_FORK: u32 = 4;
+const K_EXIT: u32 = 5;
+const K_ENQUEUED: u32 = 16;
+const K_DECISION: u32 = 17;
+const K_COUNTERS: u32 = 18;
+const F_PREEMPT: u32 = 1;
+const F_KERNEL: u32 = 2;
+
+fn parse_raw(d: &[u8]) -> Option<Raw> {
+    if d.len() < RAW_SIZE {
+        return None;
+    }
+    let u64_at = |o: usize| u64::from_ne_bytes(d[o..o + 8].try_into().unwrap_or_default());
+    let u32_at = |o: usize| u32::from_ne_bytes(d[o..o + 4].try_into().unwrap_or_default());
+    let i32_at = |o: usize| u32_at(o) as i32;
+    let mut comm = [0u8; 16];
+    let mut comm2 = [0u8; 16];
+    comm.copy_from_slice(&d[64..80]);
+    comm2.copy_from_slice(&d[80..96]);
+    Some(Raw {
+        ts: u64_at(0),
+        kind: u32_at(8),
+        cpu: u32_at(12),
+        pid: i32_at(16),
+        tgid: i32_at(20),
+        pid2: i32_at(24),
+        tgid2: i32_at(28),
+        arg: i32_at(32),
+        flags: u32_at(36),
+        a: u64_at(40),
+        b: u64_at(48),
+        c: u64_at(56),
+        comm,
+        comm2,
+    })
+}
+
+/// What can go wrong starting a recording. Each message is one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("schedkit trace needs root to load its BPF programs: run it with sudo")]
+    NotRoot,
+    #[error(
+        "this kernel has no BTF (/sys/kernel/btf/vmlinux), which tracing needs: boot a kernel built with CONFIG_DEBUG_INFO_BTF"
+    )]
+    NoBtf,
+    #[error(
+        "this kernel lacks the scheduler tracepoint {0}: tracing needs sched_switch, sched_wakeup, sched_wakeup_new, sched_migrate_task, sched_process_fork and sched_process_exit"
+    )]
+    NoTracepoint(String),
+    #[error("loading the tracer's BPF programs failed: {0}")]
+    Load(String),
+}
+
+/// An event waiting in the reorder window: by time, then arrival.
+struct Pending {
+    ts: u64,
+    seq: u64,
+    ev: Event,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        (self.ts, self.seq) == (o.ts, o.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.ts, self.seq).cmp(&(o.ts, o.seq))
+    }
+}
+
+/// The dispatcher of an attached schedkit scheduler, while we record from it: its
+/// switch, its ring (drained with the tracer's), and what it had lost before.
+struct Tap {
+    ctl: MapHandle,
+    ctl_id: u32,
+    ring: RingBuffer<'static>,
+    lost_base: u64,
+    lost_seen: u64,
+}
+
+fn ctl_value(on: bool, usersched_pid: i32, lost: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[0..4].copy_from_slice(&(on as u32).to_ne_bytes());
+    v[4..8].copy_from_slice(&usersched_pid.to_ne_bytes());
+    v[8..16].copy_from_slice(&lost.to_ne_bytes());
+    v
+}
+
+/// The dispatcher's switch: (on, scheduler thread, records lost).
+fn read_ctl(ctl: &MapHandle) -> Option<(bool, i32, u64)> {
+    let v = ctl.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).ok()??;
+    if v.len() < 16 {
+        return None;
+    }
+    Some((
+        u32::from_ne_bytes(v[0..4].try_into().ok()?) != 0,
+        i32::from_ne_bytes(v[4..8].try_into().ok()?),
+        u64::from_ne_bytes(v[8..16].try_into().ok()?),
+    ))
+}
+
+fn set_ctl_on(ctl: &MapHandle, on: bool) {
+    if let Some((_, pid, lost)) = read_ctl(ctl) {
+        let _ = ctl.update(&0u32.to_ne_bytes(), &ctl_value(on, pid, lost), MapFlags::ANY);
+    }
+}
+
+impl Tap {
+    fn lost(&self) -> u64 {
+        read_ctl(&self.ctl).map_or(self.lost_seen, |(_, _, l)| l)
+    }
+}
+
+/// Writes the loader's part of the dispatcher's trace switch: who the scheduler is.
+pub(crate) fn init_ctl(map: &dyn MapCore, usersched_pid: i32) -> libbpf_rs::Result<()> {
+    map.update(
+        &0u32.to_ne_bytes(),
+        &ctl_value(false, usersched_pid, 0),
+        MapFlags::ANY,
+    )
+}
+
+/// The newest switch and ring of a schedkit dispatcher, by id (the maps of a
+/// scheduler that has gone are freed; an attached one's are the newest).
+fn find_dispatcher_maps() -> Option<(u32, u32)> {
+    let (mut ctl, mut rb) = (None::<u32>, None::<u32>);
+    for info in libbpf_rs::query::MapInfoIter::default() {
+        let name = info.name.to_string_lossy();
+        if name == CTL_MAP && info.ty == MapType::Array {
+            ctl = ctl.max(Some(info.id));
+        } else if name == RB_MAP && info.ty == MapType::RingBuf {
+            rb = rb.max(Some(info.id));
+        }
+    }
+    Some((ctl?, rb?))
+}
+
+/// What the recorder knows of a thread.
+struct Known {
+    tgid: Pid,
+    comm: [u8; 16],
+    exited: bool,
+}
+
+fn comm_str(c: &[u8; 16]) -> String {
+    let end = c.iter().position(|&b| b == 0).unwrap_or(16);
+    String::from_utf8_lossy(&c[..end]).into_owned()
+}
+
+/// Turns records into events in time order: names threads, counts waiting tasks,
+/// holds events for the reorder window. Pure, so it is tested without a kernel.
+pub(crate) struct Converter {
+    heap: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+    newest_ts: u64,
+    last_out_ts: u64,
+    known: HashMap<Pid, Known>,
+    waiting: HashSet<Pid>,
+    waiting_sent: Option<(u64, usize)>,
+    scheduler_pid: Option<Pid>,
+    /// Events that came later than the reorder window allowed (sent with the time
+    /// of the last event sent, so the sink still sees time go forward).
+    late: u64,
+    sent: u64,
+}
+
+/// A recording in progress. See the module documentation.
+pub struct Recorder {
+    skel: TraceSkel<'static>,
+    rings: RingBuffer<'static>,
+    inbox: Rc<RefCell<Vec<Raw>>>,
+    want_tap: bool,
+    tap: Option<Tap>,
+    next_tap_check: u64,
+    info: TraceInfo,
+    conv: Converter,
+    lost_seen: u64,
+    /// Records lost by dispatchers we stopped tapping (re-attached since).
+    tap_lost_before: u64,
+}
+
+/// How often the recorder looks for a (new) schedkit dispatcher to tap, ns.
+const TAP_CHECK_NS: u64 = 500_000_000;
+
+/// The kernel's CLOCK_MONOTONIC, which bpf_ktime_get_ns reads.
+pub fn monotonic_ns() -> u64 {
+    crate::now_ns()
+}
+
+fn push_raw(inbox: &Rc<RefCell<Vec<Raw>>>) -> impl FnMut(&[u8]) -> i32 + 'static {
+    let sink = Rc::clone(inbox);
+    move |d: &[u8]| {
+        if let Some(r) = parse_raw(d) {
+            sink.borrow_mut().push(r);
+        }
+        0
+    }
+}
+
+impl Recorder {
+    /// Checks the machine, loads and attaches the tracer. With `tap_dispatcher`, the
+    /// decisions of a schedkit scheduler are recorded too, whenever one is attached
+    /// (now, later, or again after a re-attach). `scheduler` names the scheduler in
+    /// the trace; by default, the one attached now ("eevdf" if none).
+    pub fn start(tap_dispatcher: bool, scheduler: Option<&str>) -> Result<Recorder, TraceError> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(TraceError::NotRoot);
+        }
+        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(TraceError::NoBtf);
+        }
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let open = TraceSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| TraceError::Load(e.to_string()))?;
+        let mut skel = open.load().map_err(|e| {
+            let msg = e.to_string();
+            for tp in [
+                "sched_switch",
+                "sched_wakeup_new",
+                "sched_wakeup",
+                "sched_migrate_task",
+                "sched_process_fork",
+                "sched_process_exit",
+            ] {
+                if msg.contains(tp) {
+                    return TraceError::NoTracepoint(tp.into());
+                }
+            }
+            TraceError::Load(msg)
+        })?;
+        skel.attach()
+            .map_err(|e| TraceError::Load(e.to_string()))?;
+
+        let scheduler = scheduler.map(str::to_string).unwrap_or_else(|| {
+            match sched_ext_state() {
+                SchedExtState::Attached(name) => name
+                    .strip_prefix("schedkit_")
+                    .map(str::to_string)
+                    .unwrap_or(name),
+                _ => "eevdf".to_string(),
+            }
+        });
+        let inbox = Rc::new(RefCell::new(Vec::with_capacity(1 << 16)));
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&skel.maps.events, push_raw(&inbox))
+            .map_err(|e| TraceError::Load(e.to_string()))?;
+        let rings = builder
+            .build()
+            .map_err(|e| TraceError::Load(e.to_string()))?;
+        let start_ns = monotonic_ns();
+        let mut rec = Recorder {
+            skel,
+            rings,
+            inbox,
+            want_tap: tap_dispatcher,
+            tap: None,
+            next_tap_check: 0,
+            info: TraceInfo {
+                source: TraceSource::Kernel,
+                nr_cpus: schedkit_core::topology::nr_possible_cpus(),
+                scheduler,
+                start_ns,
+            },
+            conv: Converter::new(start_ns, None),
+            lost_seen: 0,
+            tap_lost_before: 0,
+        };
+        rec.check_tap(start_ns);
+        Ok(rec)
+    }
+
+    /// Taps the attached schedkit dispatcher, if there is one we do not tap yet.
+    fn check_tap(&mut self, now: u64) {
+        if !self.want_tap || now < self.next_tap_check {
+            return;
+        }
+        self.next_tap_check = now + TAP_CHECK_NS;
+        let attached = matches!(sched_ext_state(), SchedExtState::Attached(n) if n.starts_with("schedkit_"));
+        if !attached {
+            return;
+        }
+        let Some((ctl_id, rb_id)) = find_dispatcher_maps() else {
+            return;
+        };
+        if self.tap.as_ref().is_some_and(|t| t.ctl_id == ctl_id) {
+            return;
+        }
+        let (Ok(ctl), Ok(rb)) = (MapHandle::from_map_id(ctl_id), MapHandle::from_map_id(rb_id))
+        else {
+            return;
+        };
+        let Some((_, pid, lost)) = read_ctl(&ctl) else {
+            return;
+        };
+        let mut builder = RingBufferBuilder::new();
+        // The ring's mapping keeps the map alive; the handle may go.
+        if builder.add(&rb, push_raw(&self.inbox)).is_err() {
+            return;
+        }
+        let Ok(ring) = builder.build() else {
+            return;
+        };
+        if let Some(old) = self.tap.take() {
+            let _ = old.ring.consume();
+            self.tap_lost_before += old.lost().saturating_sub(old.lost_base);
+        }
+        set_ctl_on(&ctl, true);
+        self.tap = Some(Tap {
+            ctl,
+            ctl_id,
+            ring,
+            lost_base: lost,
+            lost_seen: lost,
+        });
+        if pid > 0 {
+            self.conv.set_scheduler(now, pid as Pid);
+        }
+    }
+
+    /// What is known at the start, for [`Sink::begin`].
+    pub fn info(&self) -> &TraceInfo {
+        &self.info
+    }
+
+    /// Whether the policy's decisions are recorded (a schedkit dispatcher is tapped).
+    pub fn taps_dispatcher(&self) -> bool {
+        self.tap.is_some()
+    }
+
+    /// The scheduler's loop thread, when a schedkit scheduler is tapped.
+    pub fn scheduler_pid(&self) -> Option<Pid> {
+        self.conv.scheduler_pid
+    }
+
+    /// Drains the rings and sends the events older than the reorder window.
+    pub fn poll(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
+        self.drain();
+        self.check_tap(monotonic_ns());
+        let horizon = self.conv.newest_ts.saturating_sub(REORDER_NS);
+        self.conv.flush_until(horizon, sink)
+    }
+
+    /// Stops the dispatcher's records, drains everything and finishes the sink.
+    /// Returns the time the recording ended.
+    pub fn finish(mut self, sink: &mut dyn Sink) -> io::Result<u64> {
+        if let Some(t) = &self.tap {
+            set_ctl_on(&t.ctl, false);
+        }
+        let end = monotonic_ns();
+        self.drain();
+        self.conv.flush_until(u64::MAX, sink)?;
+        let end = end.max(self.conv.last_out_ts);
+        sink.finish(end)?;
+        Ok(end)
+    }
+
+    /// Records lost to full rings so far, both rings.
+    pub fn lost(&self) -> u64 {
+        self.tracer_lost() + self.tap_lost_before + self.tap_lost_now()
+    }
+
+    /// Events sent to the sink so far, and how many of them came too late for the
+    /// reorder window.
+    pub fn sent(&self) -> (u64, u64) {
+        (self.conv.sent, self.conv.late)
+    }
+
+    fn tap_lost_now(&self) -> u64 {
+        self.tap
+            .as_ref()
+            .map_or(0, |t| t.lost().saturating_sub(t.lost_base))
+    }
+
+    fn tracer_lost(&self) -> u64 {
+        self.skel.maps.bss_data.as_deref().map_or(0, |b| b.nr_lost)
+    }
+
+    fn drain(&mut self) {
+        let _ = self.rings.consume();
+        if let Some(t) = &self.tap {
+            let _ = t.ring.consume();
+        }
+        let mut raws = std::mem::take(&mut *self.inbox.borrow_mut());
+        for r in &raws {
+            self.conv.convert(r);
+        }
+        raws.clear();
+        // Give the buffer back so its capacity is kept.
+        let mut inbox = self.inbox.borrow_mut();
+        if inbox.is_empty() {
+            *inbox = raws;
+        }
+        drop(inbox);
+        let tracer = self.tracer_lost();
+        let mut lost = tracer.saturating_sub(self.lost_seen);
+        self.lost_seen = tracer;
+        if let Some(t) = self.tap.as_mut() {
+            let now = read_ctl(&t.ctl).map_or(t.lost_seen, |(_, _, l)| l);
+            lost += now.saturating_sub(t.lost_seen);
+            t.lost_seen = now;
+        }
+        self.conv.lost(lost);
+    }
+}
+
+impl Converter {
+    pub(crate) fn new(start_ns: u64, scheduler_pid: Option<Pid>) -> Converter {
+        Converter {
+            heap: BinaryHeap::new(),
+            seq: 0,
+            newest_ts: start_ns,
+            last_out_ts: 0,
+            known: HashMap::new(),
+            waiting: HashSet::new(),
+            waiting_sent: None,
+            scheduler_pid,
+            late: 0,
+            sent: 0,
+        }
+    }
+
+    /// Marks `pid` as the scheduler's thread from now on (named again if known).
+    fn set_scheduler(&mut self, ts: u64, pid: Pid) {
+        self.scheduler_pid = Some(pid);
+        if let Some(k) = self.known.remove(&pid) {
+            self.name(ts, pid as i32, k.tgid as i32, &k.comm);
+        }
+    }
+
+    fn lost(&mut self, count: u64) {
+        if count > 0 {
+            let ts = self.newest_ts;
+            self.push(ts, Event::Lost { ts_ns: ts, count });
+        }
+    }
+
+    fn push(&mut self, ts: u64, ev: Event) {
+        self.seq += 1;
+        self.heap.push(Reverse(Pending {
+            ts,
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    /// Names `pid` before its first event, and again when its name changed.
+    fn name(&mut self, ts: u64, pid: i32, tgid: i32, comm: &[u8; 16]) {
+        if pid <= 0 {
+            return;
+        }
+        let pid = pid as Pid;
+        let fresh = match self.known.get(&pid) {
+            Some(k) => k.comm != *comm,
+            None => true,
+        };
+        if fresh {
+            let tgid = if tgid > 0 { tgid as Pid } else { pid };
+            self.known.insert(
+                pid,
+                Known {
+                    tgid,
+                    comm: *comm,
+                    exited: false,
+                },
+            );
+            let scheduler = self.scheduler_pid == Some(pid);
+            self.push(
+                ts,
+                Event::Thread {
+                    ts_ns: ts,
+                    pid,
+                    tgid,
+                    comm: comm_str(comm),
+                    scheduler,
+                },
+            );
+        }
+    }
+
+    fn convert(&mut self, r: &Raw) {
+        let ts = r.ts;
+        if ts > self.newest_ts {
+            self.newest_ts = ts;
+        }
+        let pid = r.pid.max(0) as Pid;
+        match r.kind {
+            K_SWITCH => {
+                self.name(ts, r.pid, r.tgid, &r.comm);
+                self.name(ts, r.pid2, r.tgid2, &r.comm2);
+                let next = r.pid2.max(0) as Pid;
+                self.push(
+                    ts,
+                    Event::Switch {
+                        ts_ns: ts,
+                        cpu: r.cpu,
+                        prev: pid,
+                        prev_runnable: r.arg != 0,
+                        next,
+                    },
+                );
+                if pid != 0 {
+                    if r.arg != 0 {
+                        self.waiting.insert(pid);
+                    } else {
+                        self.waiting.remove(&pid);
+                    }
+                    if self.known.get(&pid).is_some_and(|k| k.exited) {
+                        self.known.remove(&pid);
+                        self.waiting.remove(&pid);
+                    }
+                }
+                self.waiting.remove(&next);
+                self.sample_waiting(ts);
+            }
+            K_WAKEUP | K_WAKEUP_NEW => {
+                self.name(ts, r.pid, r.tgid, &r.comm);
+                let waker = (r.pid2 > 0).then_some(r.pid2 as Pid);
+                if let Some(w) = waker {
+                    self.name(ts, r.pid2, r.tgid2, &r.comm2);
+                    let _ = w;
+                }
+                self.push(
+                    ts,
+                    Event::Wakeup {
+                        ts_ns: ts,
+                        pid,
+                        cpu: r.cpu,
+                        waker,
+                        new_task: r.kind == K_WAKEUP_NEW,
+                    },
+                );
+                if pid != 0 {
+                    self.waiting.insert(pid);
+                    self.sample_waiting(ts);
+                }
+            }
+            K_MIGRATE => self.push(
+                ts,
+                Event::Migrate {
+                    ts_ns: ts,
+                    pid,
+                    from: r.arg.max(0) as u32,
+                    to: r.cpu,
+                },
+            ),
+            K_FORK => {
+                self.name(ts, r.pid2, r.tgid2, &r.comm2);
+                self.name(ts, r.pid, r.tgid, &r.comm);
+            }
+            K_EXIT => {
+                self.push(ts, Event::Exit { ts_ns: ts, pid });
+                if let Some(k) = self.known.get_mut(&pid) {
+                    k.exited = true;
+                }
+                self.waiting.remove(&pid);
+            }
+            K_ENQUEUED => {
+                self.name(ts, r.pid, r.tgid, &r.comm);
+                self.push(
+                    ts,
+                    Event::Enqueued {
+                        ts_ns: ts,
+                        pid,
+                        cpu: r.arg.max(0) as u32,
+                    },
+                );
+            }
+            K_DECISION => {
+                self.name(ts, r.pid, r.tgid, &r.comm);
+                self.push(
+                    ts,
+                    Event::Decision {
+                        ts_ns: ts,
+                        pid,
+                        target: if r.arg < 0 {
+                            Target::Any
+                        } else {
+                            Target::Cpu(r.arg as u32)
+                        },
+                        slice_ns: r.a,
+                        vtime: r.b,
+                        preempt: r.flags & F_PREEMPT != 0,
+                        kernel: r.flags & F_KERNEL != 0,
+                    },
+                );
+            }
+            K_COUNTERS => {
+                for (counter, value) in [
+                    (Counter::Queued, r.a),
+                    (Counter::Held, r.b),
+                    (Counter::Congested, r.c),
+                ] {
+                    self.push(
+                        ts,
+                        Event::Counter {
+                            ts_ns: ts,
+                            counter,
+                            value,
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The number of runnable tasks not on a CPU, at most once a millisecond.
+    fn sample_waiting(&mut self, ts: u64) {
+        let n = self.waiting.len();
+        match self.waiting_sent {
+            Some((_, last)) if last == n => return,
+            Some((at, _)) if ts < at + WAITING_SAMPLE_NS => return,
+            _ => {}
+        }
+        self.waiting_sent = Some((ts, n));
+        self.push(
+            ts,
+            Event::Counter {
+                ts_ns: ts,
+                counter: Counter::Waiting,
+                value: n as u64,
+            },
+        );
+    }
+
+    fn flush_until(&mut self, horizon: u64, sink: &mut dyn Sink) -> io::Result<()> {
+        while let Some(Reverse(p)) = self.heap.peek() {
+            if p.ts > horizon {
+                break;
+            }
+            let Some(Reverse(mut p)) = self.heap.pop() else {
+                break;
+            };
+            if p.ts < self.last_out_ts {
+                self.late += 1;
+                set_ts(&mut p.ev, self.last_out_ts);
+            } else {
+                self.last_out_ts = p.ts;
+            }
+            self.sent += 1;
+            sink.event(&p.ev)?;
+        }
+        Ok(())
+    }
+}
+
+fn set_ts(ev: &mut Event, t: u64) {
+    match ev {
+        Event::Thread { ts_ns, .. }
+        | Event::Switch { ts_ns, .. }
+        | Event::Wakeup { ts_ns, .. }
+        | Event::Migrate { ts_ns, .. }
+        | Event::Exit { ts_ns, .. }
+        | Event::Enqueued { ts_ns, .. }
+        | Event::Decision { ts_ns, .. }
+        | Event::Counter { ts_ns, .. }
+        | Event::Lost { ts_ns, .. } => *ts_ns = t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw_bytes(kind: u32, ts: u64, pid: i32, pid2: i32, arg: i32) -> Vec<u8> {
+        let mut d = vec![0u8; RAW_SIZE];
+        d[0..8].copy_from_slice(&ts.to_ne_bytes());
+        d[8..12].copy_from_slice(&kind.to_ne_bytes());
+        d[12..16].copy_from_slice(&1u32.to_ne_bytes());
+        d[16..20].copy_from_slice(&pid.to_ne_bytes());
+        d[20..24].copy_from_slice(&pid.to_ne_bytes());
+        d[24..28].copy_from_slice(&pid2.to_ne_bytes());
+        d[28..32].copy_from_slice(&pid2.to_ne_bytes());
+        d[32..36].copy_from_slice(&arg.to_ne_bytes());
+        d[64..68].copy_from_slice(b"game");
+        d[80..84].copy_from_slice(b"make");
+        d
+    }
+
+    #[test]
+    fn records_decode_field_by_field() {
+        let r = parse_raw(&raw_bytes(K_SWITCH, 42, 7, 9, 1)).expect("a whole record");
+        assert_eq!((r.ts, r.kind, r.cpu, r.pid, r.pid2, r.arg), (42, K_SWITCH, 1, 7, 9, 1));
+        assert_eq!(comm_str(&r.comm), "game");
+        assert_eq!(comm_str(&r.comm2), "make");
+        assert!(parse_raw(&raw_bytes(K_SWITCH, 1, 1, 1, 1)[..RAW_SIZE - 1]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod converter_tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Vec<Event>);
+
+    impl Sink for Collect {
+        fn begin(&mut self, _: &TraceInfo) -> io::Result<()> {
+            Ok(())
+        }
+        fn event(&mut self, ev: &Event) -> io::Result<()> {
+            self.0.push(ev.clone());
+            Ok(())
+        }
+        fn finish(&mut self, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn raw(kind: u32, ts: u64, cpu: u32, pid: i32, pid2: i32, arg: i32) -> Raw {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"task");
+        Raw {
+            ts,
+            kind,
+            cpu,
+            pid,
+            tgid: pid,
+            pid2,
+            tgid2: pid2,
+            arg,
+            flags: 0,
+            a: 0,
+            b: 0,
+            c: 0,
+            comm,
+            comm2: comm,
+        }
+    }
+
+    #[test]
+    fn events_leave_in_time_order_and_threads_are_named_first() {
+        let mut c = Converter::new(0, Some(9));
+        let mut out = Collect::default();
+        // Read out of order, as two rings or two CPUs deliver them.
+        c.convert(&raw(K_SWITCH, 3_000, 0, 5, 9, 0));
+        c.convert(&raw(K_WAKEUP, 1_000, 0, 9, 5, 0));
+        c.convert(&raw(K_SWITCH, 2_000, 1, 0, 7, 0));
+        c.flush_until(u64::MAX, &mut out).unwrap();
+        let ts: Vec<u64> = out.0.iter().map(Event::ts_ns).collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+        let first_switch = out
+            .0
+            .iter()
+            .position(|e| matches!(e, Event::Switch { .. }))
+            .unwrap();
+        let named: Vec<Pid> = out.0[..first_switch]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Thread { pid, .. } => Some(*pid),
+                _ => None,
+            })
+            .collect();
+        assert!(named.contains(&7), "pid 7 is named before it runs: {named:?}");
+        let sched = out.0.iter().any(
+            |e| matches!(e, Event::Thread { pid: 9, scheduler: true, .. }),
+        );
+        assert!(sched, "the scheduler's thread is marked");
+        // Named once each, though seen several times.
+        let nines = out
+            .0
+            .iter()
+            .filter(|e| matches!(e, Event::Thread { pid: 9, .. }))
+            .count();
+        assert_eq!(nines, 1);
+    }
+
+    #[test]
+    fn events_older_than_the_window_wait_and_late_ones_keep_time_forward() {
+        let mut c = Converter::new(0, None);
+        let mut out = Collect::default();
+        c.convert(&raw(K_WAKEUP, 10, 0, 5, 0, 0));
+        c.convert(&raw(K_WAKEUP, REORDER_NS + 100, 0, 6, 0, 0));
+        c.flush_until(c.newest_ts.saturating_sub(REORDER_NS), &mut out)
+            .unwrap();
+        assert!(out.0.iter().all(|e| e.ts_ns() <= 100), "only the old ones left");
+        c.convert(&raw(K_WAKEUP, 5, 0, 7, 0, 0)); // older than what was sent
+        c.flush_until(u64::MAX, &mut out).unwrap();
+        assert_eq!(c.late, 2, "its Thread and Wakeup were late");
+        let ts: Vec<u64> = out.0.iter().map(Event::ts_ns).collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    }
+
+    #[test]
+    fn waiting_counts_runnable_tasks_off_cpu() {
+        let mut c = Converter::new(0, None);
+        let mut out = Collect::default();
+        c.convert(&raw(K_WAKEUP, 1_000_000, 0, 5, 0, 0)); // 5 waits
+        c.convert(&raw(K_WAKEUP, 3_000_000, 0, 6, 0, 0)); // 5, 6 wait
+        c.convert(&raw(K_SWITCH, 5_000_000, 0, 0, 5, 0)); // 6 waits
+        c.convert(&raw(K_SWITCH, 7_000_000, 0, 5, 6, 1)); // 5 preempted: 5 waits
+        c.convert(&raw(K_SWITCH, 9_000_000, 0, 6, 0, 0)); // 6 blocks: 5 waits
+        c.flush_until(u64::MAX, &mut out).unwrap();
+        let waiting: Vec<u64> = out
+            .0
+            .iter()
+            .filter_map(|e| match e {
+                Event::Counter {
+                    counter: Counter::Waiting,
+                    value,
+                    ..
+                } => Some(*value),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(waiting, vec![1, 2, 1]);
+    }
+
+    #[test]
+    fn decisions_and_counters_come_through() {
+        let mut c = Converter::new(0, Some(9));
+        let mut out = Collect::default();
+        let mut d = raw(K_DECISION, 10, 0, 5, 0, -1);
+        d.a = 5_000_000;
+        d.b = 77;
+        d.flags = F_PREEMPT;
+        c.convert(&d);
+        let mut k = raw(K_DECISION, 11, 0, 6, 0, 1);
+        k.flags = F_KERNEL;
+        c.convert(&k);
+        let mut n = raw(K_COUNTERS, 12, 0, 0, 0, 3);
+        n.a = 4;
+        n.b = 2;
+        n.c = 1;
+        c.convert(&n);
+        c.flush_until(u64::MAX, &mut out).unwrap();
+        assert!(out.0.contains(&Event::Decision {
+            ts_ns: 10,
+            pid: 5,
+            target: Target::Any,
+            slice_ns: 5_000_000,
+            vtime: 77,
+            preempt: true,
+            kernel: false
+        }));
+        assert!(out.0.iter().any(|e| matches!(
+            e,
+            Event::Decision {
+                pid: 6,
+                target: Target::Cpu(1),
+                kernel: true,
+                ..
+            }
+        )));
+        assert!(out.0.contains(&Event::Counter {
+            ts_ns: 12,
+            counter: Counter::Held,
+            value: 2
+        }));
+    }
+}
