@@ -10,6 +10,7 @@
 //! the length of the trace.
 
 pub mod event;
+pub mod summary;
 
 pub use event::{Counter, CpuSlice, Event, Pid, Target, TraceInfo, TraceSource};
 
