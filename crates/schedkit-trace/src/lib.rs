@@ -11,6 +11,7 @@
 
 pub mod event;
 pub mod summary;
+pub mod timeline;
 
 pub use event::{Counter, CpuSlice, Event, Pid, Target, TraceInfo, TraceSource};
 
