@@ -10,6 +10,8 @@
 //! the length of the trace.
 
 pub mod event;
+pub mod summary;
+pub mod timeline;
 
 pub use event::{Counter, CpuSlice, Event, Pid, Target, TraceInfo, TraceSource};
 
