@@ -29,6 +29,7 @@
 //! ```
 
 pub mod event;
+pub mod inspect;
 pub mod json;
 pub mod perfetto;
 mod tracker;
