@@ -264,6 +264,7 @@ struct task_ctx {
 	u64 last_run_ns;
 	u64 run_since_sleep_ns;
 	u64 parked_at;		/* when it was last sent to user space */
+	u64 decided_at;		/* when a decision last put it in a queue of ours */
 	u64 fallback_vtime;	/* weighted run time, for the fallback queue's order */
 	bool in_fallback;	/* last queued by the dispatcher, not by a decision */
 };
@@ -520,6 +521,51 @@ static void rescue_parked(u64 now)
 		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, FALLBACK_DSQ, 0))
 			__sync_fetch_and_add(&nr_rescued, 1);
 	}
+}
+
+/*
+ * The safety net for a starved task: one a decision put in the shared queue or a CPU's
+ * own queue that has waited there for RESCUE_NS goes to the fallback queue, which
+ * CPUs serve first. Both queues are ordered by the policy's vtime, so a policy whose
+ * vtimes keep arriving earlier than a task's (a vtime that grows each time the task
+ * is queued again without running, for one) would leave it waiting until the
+ * watchdog ejects the scheduler; and a CPU's own queue holds tasks that cannot move
+ * to it while their migration is disabled. (No count bounds the scan: a counter the
+ * verifier tracks makes it walk every iteration separately, past its limit.)
+ */
+
+static void rescue_starved_in(u64 dsq, u64 now)
+{
+	struct task_struct *p;
+
+	bpf_for_each(scx_dsq, p, dsq, 0) {
+		struct task_ctx *tctx = lookup_task_ctx(p);
+
+		if (!tctx || !tctx->decided_at || now - tctx->decided_at < RESCUE_NS)
+			continue;
+		tctx->decided_at = 0;
+		tctx->in_fallback = true;
+		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, default_slice_ns);
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, fallback_vtime(tctx));
+		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, FALLBACK_DSQ, 0))
+			__sync_fetch_and_add(&nr_rescued, 1);
+	}
+}
+
+static long rescue_starved_cpu(u64 cpu, void *ctx)
+{
+	u64 now = *(u64 *)ctx;
+
+	if (scx_bpf_dsq_nr_queued(PCPU_DSQ_BASE + cpu))
+		rescue_starved_in(PCPU_DSQ_BASE + cpu, now);
+	return 0;
+}
+
+/* The per-CPU queues through bpf_loop: verified once, not once per CPU. */
+static void rescue_starved(u64 now)
+{
+	rescue_starved_in(SHARED_DSQ, now);
+	bpf_loop(min_cpus(scx_bpf_nr_cpu_ids()), rescue_starved_cpu, &now, 0);
 }
 
 /*
@@ -781,6 +827,7 @@ static void apply_decision(const struct schedkit_decision *d)
 		goto out;
 	}
 	tctx->in_fallback = false;
+	tctx->decided_at = bpf_ktime_get_ns();
 	if (d->vtime > max_vtime)
 		max_vtime = d->vtime;
 	__sync_fetch_and_add(&nr_user_dispatches, 1);
@@ -866,6 +913,7 @@ void BPF_PROG(schedkit_running, struct task_struct *p)
 	__sync_fetch_and_add(&nr_running, 1);
 	if (tctx) {
 		tctx->started_at = now;
+		tctx->decided_at = 0;
 		if (tctx->fallback_vtime > fallback_vtime_now)
 			fallback_vtime_now = tctx->fallback_vtime;
 	}
@@ -1011,6 +1059,7 @@ static int usersched_timer_fn(void *map, int *key, struct bpf_timer *timer)
 	else if (waiting && oldest_parked_wait(now) > RESCUE_NS)
 		rescue_parked(now);
 	rescue_offline_queues();
+	rescue_starved(now);
 	if (waiting || scx_bpf_dsq_nr_queued(SCHED_DSQ) || scx_bpf_dsq_nr_queued(SHARED_DSQ) ||
 	    scx_bpf_dsq_nr_queued(FALLBACK_DSQ))
 		kick_online_cpus(SCX_KICK_IDLE);

@@ -23,7 +23,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use schedkit_core::registry::PolicyEntry;
 
 use crate::registry::Registry;
-use crate::{cmd_bench, cmd_sim, cmd_workload, monitor, new, RunOptions};
+use crate::{cmd_bench, cmd_sim, cmd_trace, cmd_workload, monitor, new, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +55,14 @@ enum Command {
     Compare(cmd_sim::CompareArgs),
     /// Create a crate with a policy of your own, ready to test, simulate and run.
     New(new::NewArgs),
+    /// Record the machine's scheduling (under any scheduler) to a Perfetto or JSON
+    /// timeline, with a schedkit policy's decisions, and print a summary (needs root).
+    Trace(cmd_trace::TraceArgs),
+    /// Draw a trace's CPU lanes (from `trace` or `sim --trace`) as an SVG.
+    Timeline(cmd_trace::TimelineArgs),
+    /// What a trace file holds, read back with schedkit's own decoder, as JSON.
+    #[command(hide = true)]
+    TraceCheck { trace: std::path::PathBuf },
     /// Medians, ratios and a chart from scripts/bench-vm.sh's raw runs.
     #[command(hide = true)]
     BenchReport(cmd_bench::BenchReportArgs),
@@ -73,6 +81,10 @@ struct RunArgs {
     /// Print libbpf's messages, the verifier's log and every restart.
     #[arg(long)]
     verbose: bool,
+    /// Record the machine's scheduling and the policy's decisions to FILE (.pftrace or
+    /// .json) until the scheduler detaches, then print a summary.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -227,6 +239,13 @@ fn dispatch(reg: &Registry, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => cmd_sim::sim(reg, args, &given),
         Command::Compare(args) => cmd_sim::compare(reg, args, &given),
         Command::New(args) => new::new(args),
+        Command::Trace(args) => cmd_trace::trace(args),
+        Command::Timeline(args) => cmd_trace::timeline(args),
+        Command::TraceCheck { trace } => {
+            let found = schedkit_trace::inspect::inspect(&trace)?;
+            println!("{}", serde_json::to_string(&found)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchReport(args) => cmd_bench::bench_report(args),
     }
 }
@@ -250,6 +269,7 @@ fn run(
         partial: args.partial,
         stats_interval,
         verbose: args.verbose,
+        trace: args.trace,
     };
     let given = as_given(given);
     let entry = reg.entry(&name).map_err(anyhow::Error::msg)?;

@@ -42,6 +42,7 @@
 pub mod cli;
 mod cmd_bench;
 mod cmd_sim;
+mod cmd_trace;
 mod cmd_workload;
 pub mod monitor;
 mod new;

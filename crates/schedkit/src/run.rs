@@ -1,5 +1,6 @@
 //! Running a policy as the machine's scheduler: what `schedkit run` does, as a call.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -24,6 +25,9 @@ pub struct RunOptions {
     pub stats_interval: Option<Duration>,
     /// Print libbpf's messages, the verifier's log and every restart.
     pub verbose: bool,
+    /// Record the machine's scheduling, with the policy's decisions, to this file
+    /// (.pftrace or .json) until the scheduler detaches; then print a summary.
+    pub trace: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -36,6 +40,9 @@ impl RunOptions {
                 STATS_INTERVAL_S.start(),
                 STATS_INTERVAL_S.end()
             );
+        }
+        if let Some(path) = &self.trace {
+            schedkit_trace::Format::from_path(path)?;
         }
         Ok(())
     }
@@ -64,7 +71,7 @@ impl RunOutcome {
 
 /// Set by Ctrl-C and SIGTERM; the handler can be installed once per process, so
 /// every [`run`] shares it.
-fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+pub(crate) fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     if let Some(s) = STOP.get() {
         s.store(false, Ordering::Relaxed);
@@ -101,7 +108,7 @@ where
 {
     opts.validate()?;
     // Fail on a bad policy or option before touching the kernel.
-    let mut policy = Some(make()?);
+    let policy = Some(make()?);
     let stop = stop_flag()?;
 
     // Not root, no sched_ext, another scheduler: say so before anything else. Then
@@ -109,6 +116,36 @@ where
     // would keep the scheduler from scheduling for as long as that takes (seconds
     // under emulation), and the watchdog would eject it.
     schedkit_scx::check_can_attach()?;
+    // Recording starts before attaching (loading the tracer takes a while, and the
+    // scheduler must not wait for it) and finds the dispatcher once it is attached.
+    let trace = match &opts.trace {
+        Some(path) => {
+            let name = policy.as_ref().map(|p| p.name().to_string());
+            Some(crate::cmd_trace::Background::start(
+                path,
+                name.as_deref().unwrap_or("schedkit"),
+            )?)
+        }
+        None => None,
+    };
+    let outcome = attach_and_run(&mut make, policy, &stop, opts);
+    if let Some(trace) = trace {
+        trace.finish()?;
+    }
+    outcome
+}
+
+/// [`run`] from the memory locking on.
+fn attach_and_run<P, F>(
+    make: &mut F,
+    mut policy: Option<P>,
+    stop: &AtomicBool,
+    opts: &RunOptions,
+) -> anyhow::Result<RunOutcome>
+where
+    P: Policy,
+    F: FnMut() -> anyhow::Result<P>,
+{
     schedkit_scx::lock_memory().context("cannot lock the scheduler's memory")?;
     let mut stats: Option<StatsServer> = None;
     let mut restarts = 0u32;
@@ -137,7 +174,7 @@ where
         }
         let stats = stats.get_or_insert_with(|| StatsServer::start(opts.stats_interval));
         let mut rt = Runtime::new(policy, backend);
-        let end = run_loop(&mut rt, &stop, stats)?;
+        let end = run_loop(&mut rt, stop, stats)?;
         let (_, mut backend) = rt.into_parts();
         backend.detach();
         match end {

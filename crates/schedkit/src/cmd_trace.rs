@@ -1,0 +1,300 @@
+//! `schedkit trace` (record the machine's scheduling to a timeline file and print a
+//! summary), `schedkit run --trace` (the same while a policy runs) and
+//! `schedkit timeline` (CPU lanes of a real or simulated trace as an SVG).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use schedkit_scx::trace::Recorder;
+use schedkit_trace::summary::{Summary, SummaryBuilder};
+use schedkit_trace::{Sink, Tee};
+
+/// How often the rings are drained. A ring holds far more than this much of the
+/// busiest load seen; draining less often wakes the recorder less.
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
+/// The longest recording: a day.
+const MAX_DURATION_S: f64 = 86_400.0;
+
+#[derive(clap::Args)]
+pub struct TraceArgs {
+    /// Where to write the timeline: FILE.pftrace (Perfetto; open it in
+    /// ui.perfetto.dev) or FILE.json (Chrome trace-event JSON, the form of
+    /// `sim --trace`).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: PathBuf,
+    /// Stop after SECS seconds (default: when COMMAND exits, or at Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Also write the summary as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Rows of the summary's task and process tables.
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    top: usize,
+    /// A command to run while recording; the recording ends when it exits.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+/// A recording's output, checked before anything is loaded: the format (from the
+/// extension) and the file.
+fn open_output(path: &Path) -> anyhow::Result<Box<dyn Sink + Send>> {
+    schedkit_trace::Format::from_path(path)?;
+    Ok(schedkit_trace::create_writer(path)?)
+}
+
+/// What a recording produced.
+pub struct Recorded {
+    pub summary: Summary,
+    pub lost: u64,
+    pub events: u64,
+}
+
+/// Records until `done` says so, polling every [`POLL_EVERY`].
+fn record(
+    rec: Recorder,
+    file: Box<dyn Sink + Send>,
+    mut done: impl FnMut() -> bool,
+) -> anyhow::Result<Recorded> {
+    let mut rec = rec;
+    let mut tee = Tee(file, SummaryBuilder::new());
+    tee.begin(rec.info()).context("cannot write the trace")?;
+    while !done() {
+        std::thread::sleep(POLL_EVERY);
+        rec.poll(&mut tee).context("cannot write the trace")?;
+    }
+    let lost = rec.lost();
+    let (events, _late) = rec.sent();
+    rec.finish(&mut tee).context("cannot write the trace")?;
+    Ok(Recorded {
+        summary: tee.1.summary(),
+        lost,
+        events,
+    })
+}
+
+fn report(r: &Recorded, output: &Path, json: Option<&Path>, top: usize) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    r.summary.write_table(&mut out, top)?;
+    writeln!(
+        out,
+        "schedkit: {} events written to {}{}",
+        r.events,
+        output.display(),
+        if r.lost > 0 {
+            format!(
+                "; {} events LOST to a full buffer (marked on the timeline)",
+                r.lost
+            )
+        } else {
+            "; none lost".into()
+        }
+    )?;
+    if let Some(path) = json {
+        let f = File::create(path)
+            .with_context(|| format!("cannot write the summary to {}", path.display()))?;
+        serde_json::to_writer_pretty(BufWriter::new(f), &r.summary)
+            .with_context(|| format!("cannot write the summary to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `schedkit trace`.
+pub fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let limit = match args.duration {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 && s <= MAX_DURATION_S => {
+            Some(Duration::from_secs_f64(s))
+        }
+        Some(_) => anyhow::bail!("--duration takes more than 0 and at most 86400 seconds"),
+    };
+    anyhow::ensure!(
+        args.json.as_deref() != Some(args.output.as_path()),
+        "--json and -o name the same file: give the summary a file of its own"
+    );
+    schedkit_trace::Format::from_path(&args.output)?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(schedkit_scx::trace::TraceError::NotRoot.into());
+    }
+    let file = open_output(&args.output)?;
+    let rec = match Recorder::start(true, None).map_err(anyhow::Error::from) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&args.output);
+            return Err(e);
+        }
+    };
+    let stop = crate::run::stop_flag()?;
+    let mut child: Option<Child> = match args.command.split_first() {
+        None => None,
+        Some((prog, rest)) => Some(
+            Command::new(prog)
+                .args(rest)
+                .spawn()
+                .with_context(|| format!("cannot run {}", prog.to_string_lossy()))?,
+        ),
+    };
+    eprintln!(
+        "schedkit: recording under {}{}{}",
+        rec.info().scheduler,
+        if rec.taps_dispatcher() {
+            ", with the policy's decisions"
+        } else {
+            ""
+        },
+        match (limit, &child) {
+            (Some(d), _) => format!(" for {:.1} s; Ctrl-C to stop sooner", d.as_secs_f64()),
+            (None, Some(_)) => " until the command exits; Ctrl-C to stop sooner".into(),
+            (None, None) => "; Ctrl-C to stop".into(),
+        }
+    );
+    let started = Instant::now();
+    let mut status = None;
+    let recorded = record(rec, file, || {
+        if let Some(c) = child.as_mut() {
+            if let Ok(Some(s)) = c.try_wait() {
+                status = Some(s);
+                return true;
+            }
+        }
+        stop.load(Ordering::Relaxed) || limit.is_some_and(|l| started.elapsed() >= l)
+    })?;
+    report(&recorded, &args.output, args.json.as_deref(), args.top)?;
+    if let Some(s) = status {
+        if !s.success() {
+            eprintln!("schedkit: the command ended with {s}");
+        }
+    } else if let Some(mut c) = child {
+        // Stopped first: the command keeps running, as under `perf record`.
+        let _ = c.try_wait();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A recording on a thread of its own, for `schedkit run --trace`.
+pub struct Background {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<anyhow::Result<Recorded>>,
+    output: PathBuf,
+}
+
+impl Background {
+    /// Checks the output file and starts recording the kernel's events, and the
+    /// decisions of whichever schedkit scheduler is attached, now or later (it is
+    /// found within half a second of attaching). `scheduler` names it in the trace.
+    pub fn start(output: &Path, scheduler: &str) -> anyhow::Result<Background> {
+        let file = open_output(output)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let scheduler = scheduler.to_string();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("schedkit-trace".into())
+            .spawn(move || {
+                // The recorder holds the rings' callbacks, which stay on this thread.
+                let rec = match Recorder::start(true, Some(&scheduler)).map_err(anyhow::Error::from)
+                {
+                    Ok(r) => {
+                        let _ = ready_tx.send(Ok(()));
+                        r
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return Err(e.into());
+                    }
+                };
+                record(rec, file, || flag.load(Ordering::Relaxed))
+            })
+            .context("cannot start the recording thread")?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Background {
+                stop,
+                handle,
+                output: output.to_path_buf(),
+            }),
+            Ok(Err(e)) => {
+                let _ = std::fs::remove_file(output);
+                anyhow::bail!("{e}")
+            }
+            Err(_) => anyhow::bail!("the recording thread ended before it started"),
+        }
+    }
+
+    /// Ends the recording, writes the file and prints the summary.
+    pub fn finish(self) -> anyhow::Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        let recorded = self
+            .handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the recording thread failed"))??;
+        report(&recorded, &self.output, None, 15)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct TimelineArgs {
+    /// A trace written by `schedkit trace` or `schedkit sim --trace` (.pftrace or .json).
+    trace: PathBuf,
+    /// Start of the window, seconds from the trace's first event.
+    #[arg(long, value_name = "S")]
+    from: Option<f64>,
+    /// End of the window, seconds from the trace's first event.
+    #[arg(long, value_name = "S")]
+    to: Option<f64>,
+    /// The SVG to write.
+    #[arg(short = 'o', long, value_name = "FILE.svg")]
+    output: PathBuf,
+}
+
+/// `schedkit timeline`.
+pub fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
+    for (name, v) in [("--from", args.from), ("--to", args.to)] {
+        if let Some(v) = v {
+            anyhow::ensure!(
+                v.is_finite() && v >= 0.0 && v <= MAX_DURATION_S,
+                "{name} takes 0 to 86400 seconds"
+            );
+        }
+    }
+    if let (Some(f), Some(t)) = (args.from, args.to) {
+        anyhow::ensure!(f < t, "--from must come before --to");
+    }
+    let (nr_cpus, slices) = schedkit_trace::read_cpu_slices(&args.trace)?;
+    anyhow::ensure!(
+        !slices.is_empty(),
+        "{} has no CPU activity to draw: is it a trace from `schedkit trace` or `schedkit sim --trace`?",
+        args.trace.display()
+    );
+    let origin = slices.iter().map(|s| s.start_ns).min().unwrap_or(0);
+    let at = |s: f64| origin + (s * 1e9) as u64;
+    let title = format!(
+        "{}",
+        args.trace
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let f = File::create(&args.output)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    schedkit_trace::timeline::write_svg(
+        BufWriter::new(f),
+        nr_cpus,
+        &slices,
+        args.from.map(at),
+        args.to.map(at),
+        &title,
+    )
+    .with_context(|| format!("cannot write {}", args.output.display()))?;
+    eprintln!("schedkit: wrote {}", args.output.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# `schedkit trace`, `schedkit run --trace` and `schedkit timeline` on a real sched_ext
+# kernel: 5 s of desktop-mix under EEVDF and under rustland, in both formats, read
+# back with schedkit's own decoder (`schedkit trace-check`); a TRACE_STRESS_S-second
+# (default 30) trace of the stress mix under rustland without loss; Ctrl-C still
+# writes a valid file; bad input gets one sentence and a non-zero exit.
+# Run with: scripts/vm.sh bash tests/vm/trace.sh
+source "$(dirname "$0")/lib.sh"
+
+SCENARIO=$ROOT/scenarios/desktop-mix.toml
+# The scenario's threads, by the names the executor gives them.
+THREADS=(audio/0 video/0 ipc/0 hogs/0 batch/0)
+
+# trace_check FILE: the decoder's JSON view of a written trace.
+trace_check() { "$SCHEDKIT" trace-check "$1"; }
+
+# jq-less JSON checks: python3 is in the VM.
+py() { python3 -c "$@"; }
+
+# checks_on TRACE SUMMARY WITH_DECISIONS: the figures every recorded trace must have.
+checks_on() {
+    local trace=$1 summary=$2 decisions=$3 info
+    info=$(trace_check "$trace" 2>&1)
+    echo "    trace-check: ${info:0:300}"
+    check "$(basename "$trace") decodes with schedkit's own types" \
+        py 'import json,sys; json.loads(sys.argv[1])' "$info"
+    check "every CPU appears" py 'import json,sys; d=json.loads(sys.argv[1]); n=int(sys.argv[2]); assert all(c in d["cpus"] for c in range(n)), d["cpus"]' "$info" "$(nproc)"
+    local t
+    for t in "${THREADS[@]}"; do
+        check "thread $t appears by name" py 'import json,sys; d=json.loads(sys.argv[1]); assert sys.argv[2] in d["threads"]' "$info" "$t"
+    done
+    check "no event lost" py 'import json,sys; d=json.loads(sys.argv[1]); assert d["lost"] == 0, d["lost"]' "$info"
+    check "wake-up latencies are positive" py '
+import json,sys
+s=json.load(open(sys.argv[1]))
+woken=[t for t in s["tasks"] if t["wakeup"]["count"] > 0]
+assert len(woken) > 10, len(woken)
+assert all(t["wakeup"]["max_us"] > 0 and t["wakeup"]["p50_us"] >= 0 for t in woken)
+assert any(t["wakeup"]["p50_us"] > 0 for t in woken)' "$summary"
+    if [ "$decisions" = yes ]; then
+        check "the policy's decisions are on the timeline" py 'import json,sys; d=json.loads(sys.argv[1]); assert d["decisions"] > 100, d["decisions"]' "$info"
+        check "... and in the summary's trips" py 'import json,sys; s=json.load(open(sys.argv[1])); assert s["trips"]["policy_decisions"] > 100' "$summary"
+    else
+        check "no schedkit decision under EEVDF" py 'import json,sys; d=json.loads(sys.argv[1]); assert d["decisions"] == 0, d["decisions"]' "$info"
+    fi
+}
+
+# trace_scenario LABEL EXT: 5 s of the scenario, recorded as LABEL.EXT.
+trace_scenario() {
+    local out=$LOGS/trace-$1.$2 summary=$LOGS/trace-$1-$2.summary.json rc
+    rm -f "$out" "$summary"
+    timeout 300 "$SCHEDKIT" trace -o "$out" --json "$summary" -- \
+        "$SCHEDKIT" workload run "$SCENARIO" --duration 5 --quiet \
+        >"$LOGS/trace-$1-$2.log" 2>&1
+    rc=$?
+    check "schedkit trace ($1, .$2) exits 0 (got $rc)" [ $rc -eq 0 ]
+    grep -E 'events written|LOST' "$LOGS/trace-$1-$2.log" | sed 's/^/    | /'
+    check "it wrote the trace" [ -s "$out" ]
+    check "it wrote the summary" [ -s "$summary" ]
+    checks_on "$out" "$summary" "$3"
+}
+
+test_trace_under_eevdf() {
+    check "no scheduler attached" [ "$(state)" = disabled ]
+    trace_scenario eevdf pftrace no
+    trace_scenario eevdf json no
+    check "the JSON trace draws as a timeline" "$SCHEDKIT" timeline "$LOGS/trace-eevdf.json" -o "$LOGS/trace-eevdf.svg"
+    check "... with a lane per CPU" py 'import sys; s=open(sys.argv[1]).read(); assert s.count("CPU ") >= int(sys.argv[2])' "$LOGS/trace-eevdf.svg" "$(nproc)"
+}
+
+test_trace_under_rustland() {
+    check "rustland attaches" start_scheduler "$LOGS/trace-rustland-run.log" rustland
+    trace_scenario rustland pftrace yes
+    trace_scenario rustland json yes
+    check "the Perfetto trace draws as a timeline" "$SCHEDKIT" timeline "$LOGS/trace-rustland.pftrace" --from 1 --to 3 -o "$LOGS/trace-rustland.svg"
+    check "the scheduler is still attached" [ "$(state)" = enabled ]
+}
+
+test_run_with_trace() {
+    local log=$LOGS/run-trace.log out=$LOGS/run-trace.pftrace
+    rm -f "$out"
+    check "rustland --trace attaches" start_scheduler "$log" rustland --trace "$out"
+    "$SCHEDKIT" workload run "$SCENARIO" --duration 4 --quiet >/dev/null 2>&1
+    kill -INT $SCHED_PID; wait $SCHED_PID
+    check "SIGINT exits 0" [ $? -eq 0 ]
+    check "it printed the summary" grep -q "events written to" "$log"
+    local info; info=$(trace_check "$out" 2>&1)
+    echo "    trace-check: ${info:0:200}"
+    check "the run's trace has the policy's decisions" py 'import json,sys; d=json.loads(sys.argv[1]); assert d["decisions"] > 100, d["decisions"]' "$info"
+    check "... and the scheduler's own thread" py 'import json,sys; d=json.loads(sys.argv[1]); assert d["scheduler_threads"] >= 1' "$info"
+}
+
+test_stress_trace_loses_nothing() {
+    local out=$LOGS/trace-stress.pftrace secs=${TRACE_STRESS_S:-30}
+    check "rustland attaches" start_scheduler "$LOGS/trace-stress-run.log" rustland
+    timeout $((secs * 4 + 120)) "$SCHEDKIT" trace -o "$out" -- stress-ng --aggressive -M -c 4 -f 4 \
+        --affinity 4 --affinity-delay 1 --affinity-pin -t "$secs" --temp-path /tmp \
+        >"$LOGS/trace-stress.log" 2>&1
+    check "schedkit trace exits 0" [ $? -eq 0 ]
+    grep -E 'events written' "$LOGS/trace-stress.log" | sed 's/^/    | /'
+    local info; info=$(trace_check "$out" 2>&1)
+    check "no event lost in ${secs} s of the stress mix" py 'import json,sys; d=json.loads(sys.argv[1]); assert d["lost"] == 0 and d["slices"] > 1000, d' "$info"
+    check "still attached" [ "$(state)" = enabled ]
+    ls -la "$out" | sed 's/^/    /'
+}
+
+test_ctrl_c_writes_a_valid_file() {
+    local out=$LOGS/trace-ctrlc.json
+    rm -f "$out"
+    "$SCHEDKIT" trace -o "$out" >"$LOGS/trace-ctrlc.log" 2>&1 &
+    local pid=$!
+    sleep 4
+    kill -INT $pid; wait $pid
+    check "Ctrl-C ends the recording with exit 0" [ $? -eq 0 ]
+    check "... and the file is valid JSON" py 'import json,sys; json.load(open(sys.argv[1]))' "$out"
+}
+
+refused() { # refused WHAT PATTERN COMMAND...: non-zero exit, one line, the pattern, no panic
+    local what=$1 pat=$2 out rc; shift 2
+    out=$("$@" 2>&1); rc=$?
+    echo "    $what (exit $rc): $out"
+    check "$what is refused" [ $rc -ne 0 ]
+    check "... in one line" [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ]
+    check "... saying why" grep -qi -- "$pat" <<<"$out"
+    check "... without a panic" bash -c "! grep -q panicked <<<\"\$1\"" _ "$out"
+}
+
+test_trace_bad_input() {
+    refused "not root" "needs root" setpriv --reuid=65534 --regid=65534 --clear-groups "$SCHEDKIT" trace -o /tmp/x.pftrace --duration 1
+    refused "an unknown extension" "pftrace" "$SCHEDKIT" trace -o /tmp/x.txt --duration 1
+    refused "an unwritable file" "cannot write" "$SCHEDKIT" trace -o /proc/nope/x.pftrace --duration 1
+    refused "a bad duration" "duration" "$SCHEDKIT" trace -o /tmp/x.pftrace --duration 1e20
+    refused "a timeline of a missing file" "x.json" "$SCHEDKIT" timeline /tmp/none/x.json -o /tmp/x.svg
+    check "state stays disabled" [ "$(state)" = disabled ]
+}
+
+tests=${VM_TESTS:-"test_trace_under_eevdf test_trace_under_rustland test_run_with_trace test_stress_trace_loses_nothing test_ctrl_c_writes_a_valid_file test_trace_bad_input"}
+echo "kernel $(uname -r), $(nproc) CPUs, sched_ext state $(state)"
+for t in $tests; do run_test "$t"; done
+summary
