@@ -176,7 +176,11 @@ fn read_ctl(ctl: &MapHandle) -> Option<(bool, i32, u64)> {
 
 fn set_ctl_on(ctl: &MapHandle, on: bool) {
     if let Some((_, pid, lost)) = read_ctl(ctl) {
-        let _ = ctl.update(&0u32.to_ne_bytes(), &ctl_value(on, pid, lost), MapFlags::ANY);
+        let _ = ctl.update(
+            &0u32.to_ne_bytes(),
+            &ctl_value(on, pid, lost),
+            MapFlags::ANY,
+        );
     }
 }
 
@@ -306,18 +310,17 @@ impl Recorder {
             }
             TraceError::Load(msg)
         })?;
-        skel.attach()
-            .map_err(|e| TraceError::Load(e.to_string()))?;
+        skel.attach().map_err(|e| TraceError::Load(e.to_string()))?;
 
-        let scheduler = scheduler.map(str::to_string).unwrap_or_else(|| {
-            match sched_ext_state() {
+        let scheduler = scheduler
+            .map(str::to_string)
+            .unwrap_or_else(|| match sched_ext_state() {
                 SchedExtState::Attached(name) => name
                     .strip_prefix("schedkit_")
                     .map(str::to_string)
                     .unwrap_or(name),
                 _ => "eevdf".to_string(),
-            }
-        });
+            });
         let inbox = Rc::new(RefCell::new(Vec::with_capacity(1 << 16)));
         let mut builder = RingBufferBuilder::new();
         builder
@@ -354,7 +357,8 @@ impl Recorder {
             return;
         }
         self.next_tap_check = now + TAP_CHECK_NS;
-        let attached = matches!(sched_ext_state(), SchedExtState::Attached(n) if n.starts_with("schedkit_"));
+        let attached =
+            matches!(sched_ext_state(), SchedExtState::Attached(n) if n.starts_with("schedkit_"));
         if !attached {
             return;
         }
@@ -364,8 +368,10 @@ impl Recorder {
         if self.tap.as_ref().is_some_and(|t| t.ctl_id == ctl_id) {
             return;
         }
-        let (Ok(ctl), Ok(rb)) = (MapHandle::from_map_id(ctl_id), MapHandle::from_map_id(rb_id))
-        else {
+        let (Ok(ctl), Ok(rb)) = (
+            MapHandle::from_map_id(ctl_id),
+            MapHandle::from_map_id(rb_id),
+        ) else {
             return;
         };
         let Some((_, pid, lost)) = read_ctl(&ctl) else {
@@ -759,7 +765,10 @@ mod tests {
     #[test]
     fn records_decode_field_by_field() {
         let r = parse_raw(&raw_bytes(K_SWITCH, 42, 7, 9, 1)).expect("a whole record");
-        assert_eq!((r.ts, r.kind, r.cpu, r.pid, r.pid2, r.arg), (42, K_SWITCH, 1, 7, 9, 1));
+        assert_eq!(
+            (r.ts, r.kind, r.cpu, r.pid, r.pid2, r.arg),
+            (42, K_SWITCH, 1, 7, 9, 1)
+        );
         assert_eq!(comm_str(&r.comm), "game");
         assert_eq!(comm_str(&r.comm2), "make");
         assert!(parse_raw(&raw_bytes(K_SWITCH, 1, 1, 1, 1)[..RAW_SIZE - 1]).is_none());
@@ -830,10 +839,20 @@ mod converter_tests {
                 _ => None,
             })
             .collect();
-        assert!(named.contains(&7), "pid 7 is named before it runs: {named:?}");
-        let sched = out.0.iter().any(
-            |e| matches!(e, Event::Thread { pid: 9, scheduler: true, .. }),
+        assert!(
+            named.contains(&7),
+            "pid 7 is named before it runs: {named:?}"
         );
+        let sched = out.0.iter().any(|e| {
+            matches!(
+                e,
+                Event::Thread {
+                    pid: 9,
+                    scheduler: true,
+                    ..
+                }
+            )
+        });
         assert!(sched, "the scheduler's thread is marked");
         // Named once each, though seen several times.
         let nines = out
@@ -852,7 +871,10 @@ mod converter_tests {
         c.convert(&raw(K_WAKEUP, REORDER_NS + 100, 0, 6, 0, 0));
         c.flush_until(c.newest_ts.saturating_sub(REORDER_NS), &mut out)
             .unwrap();
-        assert!(out.0.iter().all(|e| e.ts_ns() <= 100), "only the old ones left");
+        assert!(
+            out.0.iter().all(|e| e.ts_ns() <= 100),
+            "only the old ones left"
+        );
         c.convert(&raw(K_WAKEUP, 5, 0, 7, 0, 0)); // older than what was sent
         c.flush_until(u64::MAX, &mut out).unwrap();
         assert_eq!(c.late, 2, "its Thread and Wakeup were late");

@@ -76,8 +76,8 @@ struct JsonEvent {
 }
 
 fn inspect_json(r: impl io::Read) -> io::Result<Inspection> {
-    let t: JsonTrace = serde_json::from_reader(r)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let t: JsonTrace =
+        serde_json::from_reader(r).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let mut out = Inspection {
         format: "json".into(),
         ..Default::default()
@@ -108,7 +108,11 @@ fn inspect_json(r: impl io::Read) -> io::Result<Inspection> {
             Some("i") => match cat {
                 Some("wakeup") => out.wakeups += 1,
                 Some("decision") => {
-                    let by = e.args.as_ref().and_then(|a| a.get("by")).and_then(|b| b.as_str());
+                    let by = e
+                        .args
+                        .as_ref()
+                        .and_then(|a| a.get("by"))
+                        .and_then(|b| b.as_str());
                     if by == Some("kernel") {
                         out.kernel_decisions += 1;
                     } else {
@@ -176,7 +180,8 @@ fn inspect_perfetto(r: impl io::Read) -> io::Result<Inspection> {
                     out.wakeups += 1;
                 } else if has_cat("decision") && uuid == DECISIONS_UUID {
                     let by_kernel = e.debug_annotations.iter().any(|a| {
-                        a.name.as_deref() == Some("by") && a.string_value.as_deref() == Some("kernel")
+                        a.name.as_deref() == Some("by")
+                            && a.string_value.as_deref() == Some("kernel")
                     });
                     if by_kernel {
                         out.kernel_decisions += 1;

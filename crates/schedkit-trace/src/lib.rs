@@ -32,9 +32,9 @@ pub mod event;
 pub mod inspect;
 pub mod json;
 pub mod perfetto;
-mod tracker;
 pub mod summary;
 pub mod timeline;
+mod tracker;
 
 pub use event::{Counter, CpuSlice, Event, Pid, Target, TraceInfo, TraceSource};
 

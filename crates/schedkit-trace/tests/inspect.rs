@@ -26,15 +26,54 @@ fn events() -> Vec<Event> {
         thread(10, "video/0", false),
         thread(11, "audio/0", false),
         thread(12, "sched", true),
-        Event::Wakeup { ts_ns: 100, pid: 10, cpu: 0, waker: Some(12), new_task: false },
-        Event::Switch { ts_ns: 200, cpu: 0, prev: 0, prev_runnable: false, next: 12 },
+        Event::Wakeup {
+            ts_ns: 100,
+            pid: 10,
+            cpu: 0,
+            waker: Some(12),
+            new_task: false,
+        },
+        Event::Switch {
+            ts_ns: 200,
+            cpu: 0,
+            prev: 0,
+            prev_runnable: false,
+            next: 12,
+        },
         decision(250, 10, false),
         decision(260, 11, true),
-        Event::Switch { ts_ns: 300, cpu: 0, prev: 12, prev_runnable: false, next: 10 },
-        Event::Wakeup { ts_ns: 310, pid: 11, cpu: 1, waker: Some(10), new_task: false },
-        Event::Switch { ts_ns: 400, cpu: 1, prev: 0, prev_runnable: false, next: 11 },
-        Event::Lost { ts_ns: 500, count: 7 },
-        Event::Switch { ts_ns: 600, cpu: 0, prev: 10, prev_runnable: false, next: 0 },
+        Event::Switch {
+            ts_ns: 300,
+            cpu: 0,
+            prev: 12,
+            prev_runnable: false,
+            next: 10,
+        },
+        Event::Wakeup {
+            ts_ns: 310,
+            pid: 11,
+            cpu: 1,
+            waker: Some(10),
+            new_task: false,
+        },
+        Event::Switch {
+            ts_ns: 400,
+            cpu: 1,
+            prev: 0,
+            prev_runnable: false,
+            next: 11,
+        },
+        Event::Lost {
+            ts_ns: 500,
+            count: 7,
+        },
+        Event::Switch {
+            ts_ns: 600,
+            cpu: 0,
+            prev: 10,
+            prev_runnable: false,
+            next: 0,
+        },
     ]
 }
 
@@ -61,9 +100,17 @@ fn both_formats_read_back_the_same_counts() {
         let path = write(ext);
         let found = inspect(&path).unwrap();
         std::fs::remove_file(&path).ok();
-        assert_eq!(found.cpus.iter().copied().collect::<Vec<_>>(), vec![0, 1], "{ext}");
+        assert_eq!(
+            found.cpus.iter().copied().collect::<Vec<_>>(),
+            vec![0, 1],
+            "{ext}"
+        );
         for name in ["video/0", "audio/0", "sched"] {
-            assert!(found.threads.contains(name), "{ext}: {name} in {:?}", found.threads);
+            assert!(
+                found.threads.contains(name),
+                "{ext}: {name} in {:?}",
+                found.threads
+            );
         }
         // sched, video on CPU 0 (closed at 600), audio on CPU 1 (closed at finish).
         assert_eq!(found.slices, 3, "{ext}");
@@ -76,7 +123,10 @@ fn both_formats_read_back_the_same_counts() {
 
 #[test]
 fn a_file_of_the_wrong_format_is_an_error_naming_it() {
-    let path = std::env::temp_dir().join(format!("schedkit-inspect-bad-{}.pftrace", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "schedkit-inspect-bad-{}.pftrace",
+        std::process::id()
+    ));
     std::fs::write(&path, b"{\"traceEvents\": []}").unwrap();
     let err = inspect(&path).unwrap_err().to_string();
     std::fs::remove_file(&path).ok();
