@@ -281,6 +281,10 @@ impl Simulation {
     }
 
     fn finish(&self, mut m: Machine, name: &str) -> Result<SimOutput, SimError> {
+        if let Some(tr) = &mut m.trace {
+            tr.scheduler = name.to_string();
+            tr.end_ns = m.now;
+        }
         let exit = m.exit.clone().unwrap_or_default();
         if exit.is_error() {
             return Err(SimError::Ejected {

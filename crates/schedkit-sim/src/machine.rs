@@ -551,6 +551,8 @@ impl Machine {
         self.live.push(tid);
         if let Some(tr) = &mut self.trace {
             tr.task_names.push(self.tasks[tid].name.clone());
+            // The workload group's first task stands for its process.
+            tr.task_tgids.push(self.groups[group].tasks[0]);
         }
         tid
     }
@@ -674,7 +676,8 @@ impl Machine {
         }
     }
 
-    fn wake(&mut self, tid: Tid) {
+    /// Wakes `tid`; `waker` is the task that woke it, if one did (not a timer).
+    fn wake(&mut self, tid: Tid, waker: Option<Tid>) {
         if self.tasks[tid].state != State::Sleeping {
             return;
         }
@@ -694,6 +697,7 @@ impl Machine {
             tr.records.push(Record::Wake {
                 cpu: t.prev_cpu,
                 task: tid,
+                waker,
                 t_ns: now,
             });
         }
@@ -772,7 +776,7 @@ impl Machine {
                             sent_ns: Some(now),
                         };
                     }
-                    self.wake(partner);
+                    self.wake(partner, Some(tid));
                 }
             }
         }
@@ -839,7 +843,7 @@ impl Machine {
             let t = &mut self.tasks[tid];
             t.slice_ns = SCX_SLICE_DFL_NS;
             t.slice_used_ns = 0;
-            self.insert_local(prev, tid, 0, true);
+            self.insert_local(prev, tid, 0, true, false);
             self.pick_next(prev);
             return;
         }
@@ -849,23 +853,32 @@ impl Machine {
         self.sched_wake();
     }
 
-    fn insert_local(&mut self, cpu: u32, tid: Tid, vtime: u64, kernel: bool) {
+    fn insert_local(&mut self, cpu: u32, tid: Tid, vtime: u64, kernel: bool, preempt: bool) {
         self.dsq_seq += 1;
         self.cpus[cpu as usize]
             .local
             .insert((vtime, self.dsq_seq, tid));
         self.set_state(tid, State::Dsq);
-        self.trace_dispatch(Some(cpu), tid, kernel);
+        self.trace_dispatch(Some(cpu), tid, vtime, kernel, preempt);
     }
 
-    fn trace_dispatch(&mut self, cpu: Option<u32>, tid: Tid, kernel: bool) {
+    fn trace_dispatch(
+        &mut self,
+        cpu: Option<u32>,
+        tid: Tid,
+        vtime: u64,
+        kernel: bool,
+        preempt: bool,
+    ) {
         if let Some(tr) = &mut self.trace {
             tr.records.push(Record::Dispatch {
                 cpu,
                 task: tid,
                 t_ns: self.now,
                 slice_ns: self.tasks[tid].slice_ns,
+                vtime,
                 kernel,
+                preempt,
             });
         }
     }
@@ -1024,7 +1037,7 @@ impl Machine {
         t.dsq_vtime = d.vtime;
         match d.target {
             CpuTarget::On(Cpu(c)) if (c as usize) < self.cpus.len() && t.may_run_on(c) => {
-                self.insert_local(c, tid, d.vtime, false);
+                self.insert_local(c, tid, d.vtime, false, d.preempt_margin_ns.is_some());
             }
             target => {
                 if matches!(target, CpuTarget::On(_)) {
@@ -1033,7 +1046,7 @@ impl Machine {
                 self.dsq_seq += 1;
                 self.shared.insert((d.vtime, self.dsq_seq, tid));
                 self.set_state(tid, State::Dsq);
-                self.trace_dispatch(None, tid, false);
+                self.trace_dispatch(None, tid, d.vtime, false, d.preempt_margin_ns.is_some());
                 if let Some(margin) = d.preempt_margin_ns {
                     self.preempt_waiting
                         .push((tid, d.vtime.saturating_add(margin)));
@@ -1146,7 +1159,7 @@ impl Machine {
                     self.push(next, Ev::Tick);
                 }
             }
-            Ev::Wake(tid) => self.wake(tid),
+            Ev::Wake(tid) => self.wake(tid, None),
             Ev::BurstEnd { cpu, epoch } => {
                 if self.cpus[cpu as usize].epoch == epoch {
                     self.burst_end(cpu);

@@ -369,6 +369,11 @@ fn trace_is_well_formed_and_no_cpu_runs_two_things_at_once() {
                 "X" => {
                     let dur = e["dur"].as_f64().expect("dur");
                     assert!(dur > 0.0, "{e}");
+                    if e["pid"] != 0 {
+                        // A task's own track.
+                        assert_eq!(e["name"], "running", "{e}");
+                        continue;
+                    }
                     let tid = e["tid"].as_u64().unwrap();
                     assert!(tid < 2, "{e}");
                     runs.entry(tid).or_default().push((
@@ -378,7 +383,8 @@ fn trace_is_well_formed_and_no_cpu_runs_two_things_at_once() {
                     ));
                 }
                 "i" => assert_eq!(e["s"], "t"),
-                "C" => assert!(e["args"]["waiting"].is_u64()),
+                "s" | "f" => assert_eq!(e["cat"], "wakeup"),
+                "C" => assert!(e["args"]["value"].is_u64()),
                 "M" => assert!(e["args"]["name"].is_string() || e["args"]["sort_index"].is_u64()),
                 other => panic!("unexpected phase {other}"),
             }
@@ -413,6 +419,86 @@ fn trace_is_well_formed_and_no_cpu_runs_two_things_at_once() {
             (busy * 1e3 - cpus as f64).abs() < 1e3,
             "{busy} us vs {cpus} ns"
         );
+    }
+}
+
+#[test]
+fn trace_writes_both_formats_with_the_same_cpu_slices() {
+    use schedkit_trace::perfetto::{self, track_event};
+    use schedkit_trace::{json, Event};
+
+    let sim = Simulation::new(
+        spec(MIX),
+        SimConfig {
+            trace: true,
+            ..cfg(2)
+        },
+    );
+    for name in ["fifo", "eevdf"] {
+        let out = run(&sim, name);
+        let trace = out.trace.expect("trace recorded");
+        let events = trace.events();
+        assert!(events.windows(2).all(|w| w[0].ts_ns() <= w[1].ts_ns()));
+        let mut pf = Vec::new();
+        trace.write_perfetto(&mut pf).unwrap();
+        let mut js = Vec::new();
+        trace.write_json(&mut js).unwrap();
+        let (jn, jslices) = json::read_cpu_slices(&js[..]).unwrap();
+        let (pn, pslices) = perfetto::read_cpu_slices(&pf[..]).unwrap();
+        assert_eq!((jn, pn), (2, 2));
+        assert_eq!(jslices, pslices, "{name}");
+        // The slices account for every busy nanosecond of the CPUs.
+        let busy: u64 = jslices.iter().map(|s| s.end_ns - s.start_ns).sum();
+        let cpus: u64 = out
+            .sim
+            .cpus
+            .iter()
+            .map(|c| c.task_ns + c.scheduler_ns)
+            .sum();
+        assert_eq!(busy, cpus, "{name}");
+        assert_eq!(
+            jslices.iter().any(|s| s.scheduler),
+            name == "fifo",
+            "the user-space scheduler runs only under a policy"
+        );
+        assert!(jslices.iter().any(|s| s.name == "pp-0a"), "{name}");
+
+        let decoded = perfetto::decode(&pf).unwrap();
+        let threads: Vec<String> = decoded
+            .packet
+            .iter()
+            .filter_map(|p| {
+                p.track_descriptor
+                    .as_ref()?
+                    .thread
+                    .as_ref()?
+                    .thread_name
+                    .clone()
+            })
+            .collect();
+        assert!(threads.iter().any(|t| t == "game-0"), "{threads:?}");
+        let instants = |cat: &str| {
+            decoded
+                .packet
+                .iter()
+                .filter_map(|p| p.track_event.as_ref())
+                .filter(|e| e.r#type() == track_event::Type::Instant)
+                .filter(|e| e.categories.iter().any(|c| c == cat))
+                .count()
+        };
+        assert!(instants("wakeup") > 100, "{name}");
+        assert_eq!(instants("decision") > 100, name == "fifo", "{name}");
+        // Ping-pong partners wake each other: the waker is known.
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::Wakeup { waker: Some(_), .. })));
+        let flows: usize = decoded
+            .packet
+            .iter()
+            .filter_map(|p| p.track_event.as_ref())
+            .map(|e| e.terminating_flow_ids.len())
+            .sum();
+        assert!(flows > 100, "{name}: {flows}");
     }
 }
 

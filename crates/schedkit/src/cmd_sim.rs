@@ -52,7 +52,9 @@ pub struct SimArgs {
     /// Also write the report (with the simulator's figures) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Write a timeline (Chrome trace-event JSON; open it in ui.perfetto.dev).
+    /// Write a timeline, in the format its name asks for: Chrome trace-event JSON
+    /// (FILE.json) or Perfetto's protobuf trace (FILE.pftrace); ui.perfetto.dev opens
+    /// both.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
 }
@@ -151,6 +153,9 @@ pub fn sim(reg: &Registry, args: SimArgs, given: &[Owned]) -> anyhow::Result<Exi
     let scheduler = reg
         .scheduler(&name, &as_given(given))
         .map_err(anyhow::Error::msg)?;
+    if let Some(path) = &args.trace {
+        schedkit_trace::Format::from_path(path)?;
+    }
     let spec = load_spec(&args.spec)?;
     let cfg = args.machine.config(args.trace.is_some())?;
     let sim = Simulation::new(spec, cfg);
@@ -187,11 +192,11 @@ pub fn sim(reg: &Registry, args: SimArgs, given: &[Owned]) -> anyhow::Result<Exi
     }
 }
 
+/// Writes the timeline in the format `path`'s extension asks for.
 fn write_trace(path: &Path, trace: &schedkit_sim::Trace) -> anyhow::Result<()> {
-    let f = std::fs::File::create(path)
-        .with_context(|| format!("cannot write the trace to {}", path.display()))?;
+    let mut sink = schedkit_trace::create_writer(path)?;
     trace
-        .write_json(f)
+        .write_to(&mut *sink)
         .with_context(|| format!("cannot write the trace to {}", path.display()))
 }
 
