@@ -41,7 +41,9 @@ if [ "${SKIP_VM:-0}" = 1 ]; then
 fi
 
 step "VM tests: the scheduler on a sched_ext kernel (and the new user's crate)"
-scripts/vm.sh env NEW_POLICY_BIN="$(cat target/new-crate/bin-path)" bash tests/vm/scheduler.sh
+# One boot for the scheduler tests and the trace tests.
+scripts/vm.sh env NEW_POLICY_BIN="$(cat target/new-crate/bin-path)" \
+    bash -c 'rc=0; bash tests/vm/scheduler.sh || rc=1; bash tests/vm/trace.sh || rc=1; exit $rc'
 
 step "VM tests: hardening (a boot of its own: it checks the boot's whole dmesg)"
 scripts/vm.sh bash tests/vm/hardening.sh

@@ -66,7 +66,7 @@ test_trace_under_eevdf() {
     trace_scenario eevdf pftrace no
     trace_scenario eevdf json no
     check "the JSON trace draws as a timeline" "$SCHEDKIT" timeline "$LOGS/trace-eevdf.json" -o "$LOGS/trace-eevdf.svg"
-    check "... with a lane per CPU" py 'import sys; s=open(sys.argv[1]).read(); assert s.count("CPU ") >= int(sys.argv[2])' "$LOGS/trace-eevdf.svg" "$(nproc)"
+    check "... with a lane per CPU" py 'import sys; s=open(sys.argv[1]).read(); assert s.count(">cpu ") >= int(sys.argv[2])' "$LOGS/trace-eevdf.svg" "$(nproc)"
 }
 
 test_trace_under_rustland() {

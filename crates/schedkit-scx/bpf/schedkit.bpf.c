@@ -240,9 +240,12 @@ static struct sk_trace_rec *trace_reserve(u32 kind)
 	return r;
 }
 
-/* A task handed to user space (SK_TR_ENQUEUED) or a decision taken (SK_TR_DECISION). */
-static void trace_task(u32 kind, const struct task_struct *p, s32 target, u64 slice,
-		       u64 vtime, u32 flags)
+/*
+ * A task handed to user space (SK_TR_ENQUEUED) or a decision taken (SK_TR_DECISION).
+ * Inlined: a BPF function takes five arguments at most.
+ */
+static __always_inline void trace_task(u32 kind, const struct task_struct *p, s32 target,
+				       u64 slice, u64 vtime, u32 flags)
 {
 	struct sk_trace_rec *r = trace_reserve(kind);
 
@@ -264,7 +267,8 @@ struct task_ctx {
 	u64 last_run_ns;
 	u64 run_since_sleep_ns;
 	u64 parked_at;		/* when it was last sent to user space */
-	u64 decided_at;		/* when a decision last put it in a queue of ours */
+	u64 runnable_since;	/* when it became runnable, not reset by a re-enqueue */
+	bool rescued;		/* moved to the fallback queue by a safety net */
 	u64 fallback_vtime;	/* weighted run time, for the fallback queue's order */
 	bool in_fallback;	/* last queued by the dispatcher, not by a decision */
 };
@@ -493,47 +497,22 @@ static void unpark_all(void)
 	}
 }
 
-/*
- * The safety net for a lost decision: a parked task that has waited this long is
- * handed to the fallback queue even though the scheduler runs. A policy may hold a
- * task, but not for a fifth of the watchdog's timeout; a decision that could not
- * move its task (a race with the kernel moving it) would otherwise leave it parked
- * until the watchdog ejects the scheduler.
- */
 #define RESCUE_NS	(2000 * NSEC_PER_MSEC)
 u64 nr_rescued;
 
-static void rescue_parked(u64 now)
-{
-	struct task_struct *p;
-
-	bpf_for_each(scx_dsq, p, PARK_DSQ, 0) {
-		struct task_ctx *tctx = lookup_task_ctx(p);
-
-		if (!tctx)
-			continue;
-		/* FIFO: the first one young enough ends the scan. */
-		if (!tctx->parked_at || now - tctx->parked_at < RESCUE_NS)
-			break;
-		tctx->in_fallback = true;
-		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, default_slice_ns);
-		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, fallback_vtime(tctx));
-		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, FALLBACK_DSQ, 0))
-			__sync_fetch_and_add(&nr_rescued, 1);
-	}
-}
-
 /*
- * The safety net for a starved task: one a decision put in the shared queue or a CPU's
- * own queue that has waited there for RESCUE_NS goes to the fallback queue, which
- * CPUs serve first. Both queues are ordered by the policy's vtime, so a policy whose
- * vtimes keep arriving earlier than a task's (a vtime that grows each time the task
- * is queued again without running, for one) would leave it waiting until the
- * watchdog ejects the scheduler; and a CPU's own queue holds tasks that cannot move
- * to it while their migration is disabled. (No count bounds the scan: a counter the
- * verifier tracks makes it walk every iteration separately, past its limit.)
+ * The safety net: a task runnable for RESCUE_NS without running goes to the fallback
+ * queue, which CPUs serve first, wherever it waits: parked for a decision that never
+ * came, or in the shared or a CPU's own queue. A policy may hold a task, but not for a
+ * fifth of the watchdog's timeout. The time counts from when the task became runnable
+ * and is not reset when the kernel queues it again without running it (an affinity
+ * change dequeues and re-enqueues it, a new trip through the policy each time): under
+ * affinity churn a policy that puts each new trip behind the others would otherwise
+ * keep it waiting until the watchdog ejects the scheduler (seen with stress-ng
+ * --affinity under rustland). A CPU's own queue may also hold a task that cannot move
+ * to that CPU while its migration is disabled. (No count bounds the scan: a counter
+ * the verifier tracks makes it walk every iteration separately, past its limit.)
  */
-
 static void rescue_starved_in(u64 dsq, u64 now)
 {
 	struct task_struct *p;
@@ -541,10 +520,10 @@ static void rescue_starved_in(u64 dsq, u64 now)
 	bpf_for_each(scx_dsq, p, dsq, 0) {
 		struct task_ctx *tctx = lookup_task_ctx(p);
 
-		if (!tctx || !tctx->decided_at || now - tctx->decided_at < RESCUE_NS)
+		if (!tctx || !tctx->runnable_since || now - tctx->runnable_since < RESCUE_NS)
 			continue;
-		tctx->decided_at = 0;
 		tctx->in_fallback = true;
+		tctx->rescued = true;
 		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, default_slice_ns);
 		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, fallback_vtime(tctx));
 		if (scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, FALLBACK_DSQ, 0))
@@ -564,6 +543,7 @@ static long rescue_starved_cpu(u64 cpu, void *ctx)
 /* The per-CPU queues through bpf_loop: verified once, not once per CPU. */
 static void rescue_starved(u64 now)
 {
+	rescue_starved_in(PARK_DSQ, now);
 	rescue_starved_in(SHARED_DSQ, now);
 	bpf_loop(min_cpus(scx_bpf_nr_cpu_ids()), rescue_starved_cpu, &now, 0);
 }
@@ -676,8 +656,11 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx->generation++;
 	tctx->in_fallback = false;
 
-	if (is_degraded()) {
-		/* User space does not answer: schedule it here, no trip to user space. */
+	if (is_degraded() || tctx->rescued) {
+		/*
+		 * User space does not answer, or a safety net took the task over: schedule
+		 * it here, no trip to user space, until it has run.
+		 */
 		tctx->in_fallback = true;
 		scx_bpf_dsq_insert_vtime(p, FALLBACK_DSQ, default_slice_ns, fallback_vtime(tctx),
 					 enq_flags);
@@ -807,7 +790,7 @@ static void apply_decision(const struct schedkit_decision *d)
 		return;
 	}
 	tctx = lookup_task_ctx(p);
-	if (!tctx || tctx->generation != d->generation) {
+	if (!tctx || tctx->generation != d->generation || tctx->rescued) {
 		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
 		release_claim(d->cpu);
 		goto out;
@@ -827,7 +810,6 @@ static void apply_decision(const struct schedkit_decision *d)
 		goto out;
 	}
 	tctx->in_fallback = false;
-	tctx->decided_at = bpf_ktime_get_ns();
 	if (d->vtime > max_vtime)
 		max_vtime = d->vtime;
 	__sync_fetch_and_add(&nr_user_dispatches, 1);
@@ -891,12 +873,14 @@ void BPF_PROG(schedkit_dispatch, s32 cpu, struct task_struct *prev)
 SEC("struct_ops/schedkit_runnable")
 void BPF_PROG(schedkit_runnable, struct task_struct *p, u64 enq_flags)
 {
-	struct task_ctx *tctx;
+	struct task_ctx *tctx = lookup_task_ctx(p);
 
-	if (!(enq_flags & SCX_ENQ_WAKEUP))
+	if (!tctx)
 		return;
-	tctx = lookup_task_ctx(p);
-	if (tctx)
+	/* Kept through a dequeue and re-enqueue: reset only when it runs. */
+	if (!tctx->runnable_since)
+		tctx->runnable_since = bpf_ktime_get_ns();
+	if (enq_flags & SCX_ENQ_WAKEUP)
 		tctx->run_since_sleep_ns = 0;
 }
 
@@ -913,7 +897,8 @@ void BPF_PROG(schedkit_running, struct task_struct *p)
 	__sync_fetch_and_add(&nr_running, 1);
 	if (tctx) {
 		tctx->started_at = now;
-		tctx->decided_at = 0;
+		tctx->runnable_since = 0;
+		tctx->rescued = false;
 		if (tctx->fallback_vtime > fallback_vtime_now)
 			fallback_vtime_now = tctx->fallback_vtime;
 	}
@@ -1056,8 +1041,6 @@ static int usersched_timer_fn(void *map, int *key, struct bpf_timer *timer)
 		unpark_all();
 	else if (waiting && usersched_late(now))
 		enter_degraded(now);
-	else if (waiting && oldest_parked_wait(now) > RESCUE_NS)
-		rescue_parked(now);
 	rescue_offline_queues();
 	rescue_starved(now);
 	if (waiting || scx_bpf_dsq_nr_queued(SCHED_DSQ) || scx_bpf_dsq_nr_queued(SHARED_DSQ) ||

@@ -261,6 +261,20 @@ pub struct Recorder {
 /// How often the recorder looks for a (new) schedkit dispatcher to tap, ns.
 const TAP_CHECK_NS: u64 = 500_000_000;
 
+/// Makes the calling thread a real-time one (SCHED_FIFO, the lowest priority; its
+/// children go back to the normal class). The thread that drains the rings must not
+/// wait behind the load it records, whatever scheduler is attached: sched_ext and
+/// EEVDF both run below the real-time class. It sleeps between drains, so it takes
+/// little from the others. False if the kernel refused (no CAP_SYS_NICE, no
+/// real-time budget in this cgroup): the recording goes on in the normal class.
+pub fn drain_at_realtime_priority() -> bool {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: a valid sched_param; pid 0 is the calling thread.
+    unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param) == 0
+    }
+}
+
 /// The kernel's CLOCK_MONOTONIC, which bpf_ktime_get_ns reads.
 pub fn monotonic_ns() -> u64 {
     crate::now_ns()

@@ -66,6 +66,7 @@ fn record(
     mut done: impl FnMut() -> bool,
 ) -> anyhow::Result<Recorded> {
     let mut rec = rec;
+    let realtime = schedkit_scx::trace::drain_at_realtime_priority();
     let mut tee = Tee(file, SummaryBuilder::new());
     tee.begin(rec.info()).context("cannot write the trace")?;
     while !done() {
@@ -74,6 +75,9 @@ fn record(
     }
     let lost = rec.lost();
     let (events, _late) = rec.sent();
+    if lost > 0 && !realtime {
+        eprintln!("schedkit: the recorder could not run at real-time priority, which may be why events were lost");
+    }
     rec.finish(&mut tee).context("cannot write the trace")?;
     Ok(Recorded {
         summary: tee.1.summary(),
@@ -210,7 +214,7 @@ impl Background {
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.to_string()));
-                        return Err(e.into());
+                        return Err(e);
                     }
                 };
                 record(rec, file, || flag.load(Ordering::Relaxed))
@@ -261,7 +265,7 @@ pub fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     for (name, v) in [("--from", args.from), ("--to", args.to)] {
         if let Some(v) = v {
             anyhow::ensure!(
-                v.is_finite() && v >= 0.0 && v <= MAX_DURATION_S,
+                (0.0..=MAX_DURATION_S).contains(&v),
                 "{name} takes 0 to 86400 seconds"
             );
         }
@@ -277,13 +281,11 @@ pub fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     );
     let origin = slices.iter().map(|s| s.start_ns).min().unwrap_or(0);
     let at = |s: f64| origin + (s * 1e9) as u64;
-    let title = format!(
-        "{}",
-        args.trace
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    );
+    let title = args
+        .trace
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let f = File::create(&args.output)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     schedkit_trace::timeline::write_svg(
