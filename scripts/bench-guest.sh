@@ -23,6 +23,7 @@ out=
 runs=3
 duration=10
 quick=0
+trace=0
 peers=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -31,6 +32,7 @@ while [ $# -gt 0 ]; do
         --duration) duration=$2; shift 2 ;;
         --quick) quick=1; shift ;;
         --peer) peers+=("$2"); shift 2 ;;
+        --trace) trace=1; shift ;;
         *) echo "bench-guest.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -121,6 +123,10 @@ measure() {
     local label=$1 op=$2 pid=$3 kind=$4 name=$5 run=$6
     local tag="$label-$name-$run" figures=null status=ok rc=0 before after
     local cpu_s=null faults=null t0 t1 wall
+    # With TRACE_TO=FILE the run is recorded by `schedkit trace` (its cost shows
+    # against the same benchmark's untraced runs).
+    local wrap=()
+    [ -n "${TRACE_TO:-}" ] && wrap=("$SCHEDKIT" trace -o "$TRACE_TO" --json "${TRACE_TO%.*}.summary.json" --)
     echo "  [$label] $name run $run" >&2
     if ! attached_ok "$label" "$op" "$pid"; then
         echo "    $label is no longer attached before the run ($CHECK): ejected" >&2
@@ -132,13 +138,13 @@ measure() {
     t0=$(date +%s.%N)
     case $kind in
         workload)
-            timeout $((duration * 4 + 120)) "$SCHEDKIT" workload run "$name_path" --quiet \
+            timeout $((duration * 4 + 120)) "${wrap[@]}" "$SCHEDKIT" workload run "$name_path" --quiet \
                 --json "$logs/$tag.json" --duration "$duration" --label "$label" \
                 >"$logs/$tag.txt" 2>&1 || rc=$?
             [ $rc = 0 ] && [ -s "$logs/$tag.json" ] && figures=$(cat "$logs/$tag.json")
             ;;
         hackbench)
-            timeout 600 "${HACKBENCH[@]}" >"$logs/$tag.txt" 2>&1 || rc=$?
+            timeout 600 "${wrap[@]}" "${HACKBENCH[@]}" >"$logs/$tag.txt" 2>&1 || rc=$?
             local secs; secs=$(sed -n 's/^Time: *//p' "$logs/$tag.txt" | tail -n 1)
             [ $rc = 0 ] && [ -n "$secs" ] && figures="{\"wall_s\":$(num_or_null "$secs")}"
             ;;
@@ -190,6 +196,32 @@ cyclic_figures() {
         }' "$1"
 }
 
+# --- traced runs (--trace) ---------------------------------------------------------------
+# traced_runs LABEL OPS PID: every scenario once under `schedkit trace` (a trace and its
+# timeline SVG in traces/), then hackbench and the headline scenario RUNS times each
+# traced, as "NAME+trace", to set against their untraced runs: what recording costs.
+traced_runs() {
+    local label=$1 op=$2 pid=$3 s name run
+    mkdir -p "$out/traces"
+    for s in "${scenarios[@]}"; do
+        name=$(basename "$s" .toml)
+        name_path=$s
+        TRACE_TO=$out/traces/$label-$name.pftrace measure "$label" "$op" $pid workload "$name+trace" 1 || return 1
+        "$SCHEDKIT" timeline "$out/traces/$label-$name.pftrace" -o "$out/traces/$label-$name.svg" \
+            >>"$logs/timelines.txt" 2>&1 || echo "    no timeline for $label-$name (see logs/timelines.txt)" >&2
+    done
+    for ((run = 2; run <= runs; run++)); do
+        name_path=${scenarios[0]}
+        name=$(basename "$name_path" .toml)
+        TRACE_TO=$logs/$label-$name-trace-$run.pftrace measure "$label" "$op" $pid workload "$name+trace" $run || return 1
+        rm -f "$logs/$label-$name-trace-$run.pftrace"
+    done
+    for ((run = 1; run <= runs; run++)); do
+        TRACE_TO=$logs/$label-hackbench-trace-$run.pftrace measure "$label" "$op" $pid hackbench "hackbench+trace" $run || return 1
+        rm -f "$logs/$label-hackbench-trace-$run.pftrace"
+    done
+}
+
 # --- one scheduler --------------------------------------------------------------------
 bench_scheduler() { # bench_scheduler LABEL COMMAND...
     local label=$1; shift
@@ -235,6 +267,7 @@ bench_scheduler() { # bench_scheduler LABEL COMMAND...
             measure "$label" "$op" $pid hackbench hackbench $run || { ok=false; break; }
             measure "$label" "$op" $pid cyclictest cyclictest $run || { ok=false; break; }
         done
+        $ok && [ $trace = 1 ] && { traced_runs "$label" "$op" $pid || ok=false; }
         $ok || error="ejected during the runs"
         if [ $pid != 0 ]; then
             kill -INT $pid 2>/dev/null
@@ -271,9 +304,9 @@ for p in "${peers[@]}"; do peers_json+="${peers_json:+,}$(json_str "$p")"; done
 {
     printf '{\n"meta":{"kernel":%s,"hz":%s,"kernel_config":%s,"cpus":%d,"clk_tck":%d,' \
         "$(json_str "$kver")" "$(num_or_null "$config_hz")" "$(json_str "$kconfig")" "$cpus" "$hz"
-    printf '"date":%s,"options":{"runs":%d,"duration_s":%s,"quick":%s,"peers":[%s],' \
+    printf '"date":%s,"options":{"runs":%d,"duration_s":%s,"quick":%s,"trace":%s,"peers":[%s],' \
         "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" "$runs" "$(num_or_null "$duration")" \
-        "$([ $quick = 1 ] && echo true || echo false)" "$peers_json"
+        "$([ $quick = 1 ] && echo true || echo false)" "$([ $trace = 1 ] && echo true || echo false)" "$peers_json"
     printf '"hackbench":%s,"cyclictest":%s,"stress":%s}},\n' \
         "$(json_str "${HACKBENCH[*]}")" "$(json_str "${CYCLIC[*]}")" "$(json_str "${STRESS[*]}")"
     printf '"schedulers":[\n'; cat "$scheds_file"; printf '\n],\n'

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # scripts/bench-vm.sh [--runs N] [--peer PATH]... [--duration S] [--quick] [--out DIR]
-#                     [--no-build]
+#                     [--trace] [--no-build]
 #
 # Benchmarks the kernel's default scheduler (eevdf), `schedkit run fifo`,
 # `schedkit run rustland` and every --peer sched_ext scheduler executable side by side
@@ -16,6 +16,10 @@
 #   --peer PATH     another sched_ext scheduler executable to compare (repeatable);
 #                   labelled by its file name
 #   --out DIR       where the results go (default bench-results/<timestamp>/)
+#   --trace         also run every scenario once under `schedkit trace` per scheduler
+#                   (DIR/traces/SCHEDULER-SCENARIO.pftrace, .svg and .summary.json),
+#                   and hackbench and the first scenario N times traced, as
+#                   "hackbench+trace" and "SCENARIO+trace": what recording costs
 #   --no-build      use target/release/schedkit as it is
 #
 # Writes DIR/raw.json (every run), DIR/report.md (medians and ratios to eevdf) and
@@ -27,6 +31,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 runs=3
 duration=10
 quick=0
+trace=0
 build=1
 out=
 peers=()
@@ -36,10 +41,11 @@ while [ $# -gt 0 ]; do
         --runs) [ $# -ge 2 ] || usage; runs=$2; shift 2 ;;
         --duration) [ $# -ge 2 ] || usage; duration=$2; shift 2 ;;
         --quick) quick=1; shift ;;
+        --trace) trace=1; shift ;;
         --peer) [ $# -ge 2 ] || usage; peers+=("$2"); shift 2 ;;
         --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '4,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '4,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-vm.sh: unknown option $1" >&2; usage ;;
     esac
 done
@@ -48,6 +54,7 @@ done
 
 guest_args=(--runs "$runs" --duration "$duration")
 [ $quick = 1 ] && guest_args+=(--quick)
+[ $trace = 1 ] && guest_args+=(--trace)
 for p in "${peers[@]}"; do
     [ -x "$p" ] || { echo "bench-vm.sh: --peer $p is not an executable file." >&2; exit 2; }
     # The VM sees the host's filesystem: an absolute path works inside it.

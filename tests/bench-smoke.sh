@@ -17,7 +17,7 @@ check() { # check DESCRIPTION COMMAND...
     if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failed=1; fi
 }
 
-"$root/scripts/bench-vm.sh" --runs 1 --duration 2 --quick --out "$out" "$@"
+"$root/scripts/bench-vm.sh" --runs 1 --duration 2 --quick --trace --out "$out" "$@"
 rc=$?
 md=$out/report.md
 check "bench-vm.sh exits 0 (got $rc)" [ $rc -eq 0 ]
@@ -38,6 +38,13 @@ for s in ("eevdf", "fifo", "rustland"):
     assert {"game-while-building", "desktop-mix", "pingpong", "hackbench", "cyclictest"} <= names, (s, names)
 assert d["meta"]["cpus"] >= 1 and d["meta"]["kernel"]
 ' "$out/raw.json"
+for s in eevdf fifo rustland; do
+    for scen in game-while-building desktop-mix pingpong; do
+        check "a trace and its timeline for $s on $scen" \
+            bash -c "[ -s '$out/traces/$s-$scen.pftrace' ] && grep -q '<svg' '$out/traces/$s-$scen.svg'"
+    done
+done
+check "report.md sets traced runs against untraced ones" grep -q '| hackbench+trace /' "$md"
 echo "results in $out"
 [ $failed -eq 0 ] && echo "bench-smoke: PASS" || echo "bench-smoke: FAIL"
 exit $failed
