@@ -225,6 +225,57 @@ test_pid_reuse_with_fork_storms() {
     check "dmesg has no BUG, WARNING or stall" dmesg_clean
 }
 
+# More tasks than rustland's table holds at start (8192): it grows into memory set
+# aside before attaching, so the scheduler still takes no page fault, and every thread
+# runs (each joins after its sleep).
+test_more_than_8192_tasks() {
+    local log=$LOGS/many-tasks.log
+    check "rustland attaches" start_scheduler "$log" rustland --stats 1
+    local out rc
+    out=$(timeout 600 python3 -c '
+import threading, time
+threading.stack_size(65536)
+n = 9000
+ts = [threading.Thread(target=time.sleep, args=(8,)) for _ in range(n)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print("joined", n)' 2>&1); rc=$?
+    echo "    $out (exit $rc)"
+    check "9000 threads started, slept and joined" [ $rc -eq 0 ]
+    sleep 2
+    local most; most=$(grep -oE 'tasks [0-9]+' "$log" | awk '{ if ($2 > m) m = $2 } END { print m + 0 }')
+    echo "    most tasks the policy held at once: $most"
+    check "the policy held more than 8192 tasks" [ "$most" -gt 8192 ]
+    check "still attached" [ "$(state)" = enabled ]
+    local faults; faults=$(last_stat "$log" 'page faults ([0-9]+)')
+    echo "    page faults after start-up: ${faults:-?}"
+    check "no page fault after start-up" [ "${faults:-1}" = 0 ]
+    kill -INT $SCHED_PID; wait $SCHED_PID
+    check "SIGINT exits 0" [ $? -eq 0 ]
+}
+
+# A ring to user space of 4 KiB (about 40 tasks): under the stress mix it fills, and
+# the dispatcher queues what does not fit itself (counted as congestion) instead of
+# stalling anyone.
+test_tiny_ring_congestion_without_a_stall() {
+    local log=$LOGS/tiny-ring.log
+    SCHEDKIT_RING_KIB=4 start_scheduler "$log" rustland --stats 1
+    check "rustland attaches with a 4 KiB ring" [ "$(state)" = enabled ]
+    stress-ng --aggressive -M -c 4 -f 4 --affinity 4 --affinity-delay 1 --affinity-pin \
+        -t 20 --temp-path /tmp >"$LOGS/tiny-ring-stress.log" 2>&1
+    check "stress-ng completed" [ $? -eq 0 ]
+    sleep 2
+    local congestion; congestion=$(last_stat "$log" 'congestion ([0-9]+)')
+    echo "    decisions the dispatcher took for a full ring: ${congestion:-?}"
+    check "the ring filled (congestion counted)" [ "${congestion:-0}" -gt 0 ]
+    check "still attached" [ "$(state)" = enabled ]
+    kill -INT $SCHED_PID; wait $SCHED_PID
+    check "SIGINT exits 0" [ $? -eq 0 ]
+    check "dmesg has no BUG, WARNING or stall" dmesg_clean
+}
+
 # --partial: only SCHED_EXT tasks are the policy's; fair tasks stay with the kernel.
 test_partial_with_ext_and_fair_tasks() {
     local log=$LOGS/partial.log
@@ -246,7 +297,7 @@ PY
     check "still attached" [ "$(state)" = enabled ]
 }
 
-tests=${VM_TESTS:-"test_sigstop_under_load_degrades_and_resumes test_terminal_stop_signals_are_ignored test_attaches_with_a_cpu_offline_then_restarts_when_it_comes_back test_pinned_to_one_cpu test_sigterm_and_sighup_exit_0_and_remove_the_socket test_socket_hygiene test_cli_bounds test_pid_reuse_with_fork_storms test_partial_with_ext_and_fair_tasks"}
+tests=${VM_TESTS:-"test_sigstop_under_load_degrades_and_resumes test_terminal_stop_signals_are_ignored test_attaches_with_a_cpu_offline_then_restarts_when_it_comes_back test_pinned_to_one_cpu test_sigterm_and_sighup_exit_0_and_remove_the_socket test_socket_hygiene test_cli_bounds test_pid_reuse_with_fork_storms test_more_than_8192_tasks test_tiny_ring_congestion_without_a_stall test_partial_with_ext_and_fair_tasks"}
 echo "kernel $(uname -r), $(nproc) CPUs, sched_ext state $(state)"
 for t in $tests; do run_test "$t"; done
 summary

@@ -193,6 +193,14 @@ pub struct ScxBackend {
     idle_query_fails: u64,
 }
 
+/// `SCHEDKIT_RING_KIB`, for tests only: the size of the ring that carries tasks to
+/// user space, in KiB (a power of two, 4 to 4096; the default is 4096). A tiny ring
+/// fills under load, which is how the tests reach the dispatcher's congestion path.
+fn ring_bytes_for_tests() -> Option<u32> {
+    let kib: u32 = std::env::var("SCHEDKIT_RING_KIB").ok()?.parse().ok()?;
+    (kib.is_power_of_two() && (4..=4096).contains(&kib)).then_some(kib * 1024)
+}
+
 fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -226,6 +234,12 @@ impl ScxBackend {
         let mut open = SchedkitSkelBuilder::default()
             .open(storage)
             .map_err(|e| ScxError::Load(e.to_string()))?;
+        if let Some(bytes) = ring_bytes_for_tests() {
+            open.maps
+                .queued
+                .set_max_entries(bytes)
+                .map_err(|e| ScxError::Load(e.to_string()))?;
+        }
 
         let ops = open.struct_ops.schedkit_ops_mut();
         ops.hotplug_seq = sysfs::hotplug_seq();
