@@ -35,7 +35,10 @@ d = json.load(open(sys.argv[1]))
 runs = d["runs"]
 for s in ("eevdf", "fifo", "rustland"):
     names = {r["benchmark"] for r in runs if r["scheduler"] == s and r["status"] == "ok"}
-    assert {"game-while-building", "desktop-mix", "pingpong", "hackbench", "cyclictest"} <= names, (s, names)
+    assert {"game-while-building", "desktop-mix", "pingpong", "hackbench", "pipe", "cyclictest"} <= names, (s, names)
+for s in d["schedulers"]:
+    if s["label"] != "eevdf":
+        assert s["peak_rss_kib"] and s["peak_rss_kib"] > 1024, s
 assert d["meta"]["cpus"] >= 1 and d["meta"]["kernel"]
 ' "$out/raw.json"
 for s in eevdf fifo rustland; do
@@ -44,6 +47,8 @@ for s in eevdf fifo rustland; do
             bash -c "[ -s '$out/traces/$s-$scen.pftrace' ] && grep -q '<svg' '$out/traces/$s-$scen.svg'"
     done
 done
+check "report.md has perf bench sched pipe" grep -q '| pipe / time per op |' "$md"
+check "report.md shows the schedulers' peak RSS" grep -q '| peak RSS |' "$md"
 check "report.md sets traced runs against untraced ones" grep -q '| hackbench+trace /' "$md"
 echo "results in $out"
 [ $failed -eq 0 ] && echo "bench-smoke: PASS" || echo "bench-smoke: FAIL"

@@ -76,6 +76,9 @@ pub struct SchedulerEntry {
     #[serde(default)]
     pub error: String,
     pub detach_rc: Option<i64>,
+    /// The scheduler process's peak resident memory (VmHWM) when it was stopped, KiB.
+    #[serde(default)]
+    pub peak_rss_kib: Option<u64>,
 }
 
 /// One run of one benchmark under one scheduler.
@@ -94,7 +97,8 @@ pub struct RunEntry {
 }
 
 /// The figures one run yields: a workload's report figures, or the figures of
-/// hackbench (wall time) and cyclictest (latency), durations in nanoseconds.
+/// hackbench (wall time), `perf bench sched pipe` (time per operation) and cyclictest
+/// (latency), durations in nanoseconds.
 fn run_figures(run: &RunEntry) -> Vec<Figure> {
     let Some(fig) = &run.figures else {
         return Vec::new();
@@ -107,6 +111,10 @@ fn run_figures(run: &RunEntry) -> Vec<Figure> {
             .unwrap_or_default(),
         "hackbench" => number("wall_s")
             .map(|s| duration("wall time", s * 1e9))
+            .into_iter()
+            .collect(),
+        "pipe" => number("usecs_per_op")
+            .map(|us| duration("time per op", us * 1e3))
             .into_iter()
             .collect(),
         "cyclictest" => [("avg_us", "avg"), ("p99_us", "p99"), ("max_us", "max")]
@@ -135,7 +143,7 @@ pub struct Cell {
 /// One row of the table: a figure of one benchmark.
 #[derive(Debug, Clone, Serialize)]
 pub struct FigureRow {
-    /// The benchmark (a scenario's name, `hackbench`, `cyclictest`).
+    /// The benchmark (a scenario's name, `hackbench`, `pipe`, `cyclictest`).
     pub benchmark: String,
     /// The figure's name, as `schedkit compare` names it for a scenario.
     pub figure: String,
@@ -162,6 +170,8 @@ pub struct SchedulerSummary {
     pub cpu_share: Option<f64>,
     /// Page faults of the scheduler process during the runs.
     pub faults: Option<i64>,
+    /// Peak resident memory of the scheduler process, KiB.
+    pub peak_rss_kib: Option<u64>,
 }
 
 /// Everything the report shows.
@@ -292,6 +302,7 @@ pub fn summarize(raw: &Raw) -> Summary {
                 failed_runs: of("failed"),
                 cpu_share: cpu.and_then(|c| (wall > 0.0 && !counted.is_empty()).then(|| c / wall)),
                 faults: faults.filter(|_| !counted.is_empty()),
+                peak_rss_kib: entry.and_then(|e| e.peak_rss_kib),
             }
         })
         .collect();
@@ -409,13 +420,13 @@ pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> Str
     let _ = writeln!(md, "\n## The schedulers\n");
     let _ = writeln!(
         md,
-        "| scheduler | command | root/ops | attached in | runs ok | runs unattached | runs failed | CPU time / wall time | page faults during runs | detach exit |"
+        "| scheduler | command | root/ops | attached in | runs ok | runs unattached | runs failed | CPU time / wall time | page faults during runs | peak RSS | detach exit |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &summary.schedulers {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.label,
             if s.command.is_empty() {
                 "(the kernel's default)".to_string()
@@ -430,6 +441,8 @@ pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> Str
             s.failed_runs,
             s.cpu_share.map_or("-".into(), |c| Unit::Percent.format(c)),
             s.faults.map_or("-".into(), |f| f.to_string()),
+            s.peak_rss_kib
+                .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
             s.detach_rc.map_or("-".into(), |r| r.to_string()),
         );
     }
@@ -671,6 +684,7 @@ mod tests {
             attach_s: None,
             error: if attached { "" } else { "did not attach" }.into(),
             detach_rc: None,
+            peak_rss_kib: attached.then_some(16 * 1024),
         }
     }
 
@@ -807,6 +821,22 @@ mod tests {
         assert_eq!(figs[2].value, 3e6);
         assert_eq!(figs[0].formatted(), "4.50 s");
         assert_eq!(figs[1].formatted(), "650 us");
+        let mut p = run("eevdf", 1, "ok", 0.0, 0.0);
+        p.kind = "pipe".into();
+        p.benchmark = "pipe".into();
+        p.figures = Some(serde_json::json!({"usecs_per_op": 12.5}));
+        assert_eq!(
+            run_figures(&p),
+            vec![Figure::new("time per op", Unit::Nanos, Better::Lower, 12_500.0)]
+        );
+    }
+
+    #[test]
+    fn the_schedulers_table_shows_peak_rss() {
+        let r = raw(vec![sched("eevdf", true)], vec![run("eevdf", 1, "ok", 0.5, 10.0)]);
+        let md = render_markdown(&r, &summarize(&r), None);
+        assert!(md.contains("| peak RSS |"), "{md}");
+        assert!(md.contains("| 16.0 MiB |"), "{md}");
     }
 
     #[test]
