@@ -3,7 +3,7 @@
 # `schedkit trace`, `schedkit run --trace` and `schedkit timeline` on a real sched_ext
 # kernel: 5 s of desktop-mix under EEVDF and under rustland, in both formats, read
 # back with schedkit's own decoder (`schedkit trace-check`); a TRACE_STRESS_S-second
-# (default 30) trace of the stress mix under rustland without loss; Ctrl-C still
+# (default 60) trace of the stress mix under rustland without loss; Ctrl-C still
 # writes a valid file; bad input gets one sentence and a non-zero exit.
 # Run with: scripts/vm.sh bash tests/vm/trace.sh
 source "$(dirname "$0")/lib.sh"
@@ -92,7 +92,7 @@ test_run_with_trace() {
 }
 
 test_stress_trace_loses_nothing() {
-    local out=$LOGS/trace-stress.pftrace secs=${TRACE_STRESS_S:-30}
+    local out=$LOGS/trace-stress.pftrace secs=${TRACE_STRESS_S:-60}
     check "rustland attaches" start_scheduler "$LOGS/trace-stress-run.log" rustland
     timeout $((secs * 4 + 120)) "$SCHEDKIT" trace -o "$out" -- stress-ng --aggressive -M -c 4 -f 4 \
         --affinity 4 --affinity-delay 1 --affinity-pin -t "$secs" --temp-path /tmp \
