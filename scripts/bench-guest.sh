@@ -47,6 +47,9 @@ hz=$(getconf CLK_TCK)
 hackbench_loops=300
 [ $quick = 1 ] && hackbench_loops=30
 HACKBENCH=(hackbench -g 4 -l "$hackbench_loops" -T)
+pipe_loops=10000
+[ $quick = 1 ] && pipe_loops=2000
+PIPE=(perf bench sched pipe -l "$pipe_loops")
 STRESS=(stress-ng -c $((2 * cpus)) --temp-path /tmp)
 CYCLIC=(cyclictest --policy=other -p 0 -i 2000 -D "$duration" -t 1 -q -h 50000)
 
@@ -148,6 +151,11 @@ measure() {
             local secs; secs=$(sed -n 's/^Time: *//p' "$logs/$tag.txt" | tail -n 1)
             [ $rc = 0 ] && [ -n "$secs" ] && figures="{\"wall_s\":$(num_or_null "$secs")}"
             ;;
+        pipe)
+            timeout 600 "${PIPE[@]}" >"$logs/$tag.txt" 2>&1 || rc=$?
+            local us; us=$(sed -n 's/^ *\([0-9.]*\) usecs\/op.*/\1/p' "$logs/$tag.txt" | tail -n 1)
+            [ $rc = 0 ] && [ -n "$us" ] && figures="{\"usecs_per_op\":$(num_or_null "$us")}"
+            ;;
         cyclictest)
             "${STRESS[@]}" >"$logs/$tag-stress.txt" 2>&1 &
             local stress=$!
@@ -225,7 +233,7 @@ traced_runs() {
 # --- one scheduler --------------------------------------------------------------------
 bench_scheduler() { # bench_scheduler LABEL COMMAND...
     local label=$1; shift
-    local pid=0 op="" attached=true error="" detach_rc=null log=$logs/$label-scheduler.log
+    local pid=0 op="" attached=true error="" detach_rc=null log=$logs/$label-scheduler.log peak_rss=
     echo "== $label" >&2
     if [ "$(state)" != disabled ]; then
         echo "   another scheduler is attached ($(ops)): waiting for it to leave" >&2
@@ -265,11 +273,14 @@ bench_scheduler() { # bench_scheduler LABEL COMMAND...
                 measure "$label" "$op" $pid workload "$(basename "$s" .toml)" $run || { ok=false; break 2; }
             done
             measure "$label" "$op" $pid hackbench hackbench $run || { ok=false; break; }
+            measure "$label" "$op" $pid pipe pipe $run || { ok=false; break; }
             measure "$label" "$op" $pid cyclictest cyclictest $run || { ok=false; break; }
         done
         $ok && [ $trace = 1 ] && { traced_runs "$label" "$op" $pid || ok=false; }
         $ok || error="ejected during the runs"
         if [ $pid != 0 ]; then
+            # Peak resident memory over the whole run, before it is stopped.
+            peak_rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
             kill -INT $pid 2>/dev/null
             wait_state disabled 60 || echo "   $label did not detach within 60 s" >&2
             local i
@@ -289,7 +300,7 @@ bench_scheduler() { # bench_scheduler LABEL COMMAND...
         fi
     fi
     local cmd; cmd=$(printf '%s ' "$@")
-    add_sched "{\"label\":$(json_str "$label"),\"command\":$(json_str "${cmd% }"),\"ops\":$(json_str "$op"),\"attached\":$attached,\"attach_s\":$attach_s,\"error\":$(json_str "$error"),\"detach_rc\":$detach_rc}"
+    add_sched "{\"label\":$(json_str "$label"),\"command\":$(json_str "${cmd% }"),\"ops\":$(json_str "$op"),\"attached\":$attached,\"attach_s\":$attach_s,\"error\":$(json_str "$error"),\"detach_rc\":$detach_rc,\"peak_rss_kib\":$(num_or_null "$peak_rss")}"
 }
 
 bench_scheduler eevdf
@@ -307,8 +318,8 @@ for p in "${peers[@]}"; do peers_json+="${peers_json:+,}$(json_str "$p")"; done
     printf '"date":%s,"options":{"runs":%d,"duration_s":%s,"quick":%s,"trace":%s,"peers":[%s],' \
         "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" "$runs" "$(num_or_null "$duration")" \
         "$([ $quick = 1 ] && echo true || echo false)" "$([ $trace = 1 ] && echo true || echo false)" "$peers_json"
-    printf '"hackbench":%s,"cyclictest":%s,"stress":%s}},\n' \
-        "$(json_str "${HACKBENCH[*]}")" "$(json_str "${CYCLIC[*]}")" "$(json_str "${STRESS[*]}")"
+    printf '"hackbench":%s,"pipe":%s,"cyclictest":%s,"stress":%s}},\n' \
+        "$(json_str "${HACKBENCH[*]}")" "$(json_str "${PIPE[*]}")" "$(json_str "${CYCLIC[*]}")" "$(json_str "${STRESS[*]}")"
     printf '"schedulers":[\n'; cat "$scheds_file"; printf '\n],\n'
     printf '"runs":[\n'; cat "$runs_file"; printf '\n]\n}\n'
 } >"$out/raw.json"

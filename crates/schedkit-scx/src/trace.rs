@@ -4,17 +4,23 @@
 //! ring, found by name), turned into [`schedkit_trace::Event`]s in time order.
 //!
 //! Nothing wakes the recorder per record: the programs submit without a wake-up and
-//! [`Recorder::poll`] drains the rings on the caller's timer. Records from different
-//! CPUs and rings reach user space slightly out of order, so events wait in a small
-//! reorder window ([`REORDER_NS`]) before they go to the sink. Records lost to a full
-//! ring are counted by the programs and reported as [`Event::Lost`].
+//! [`Recorder::poll`] drains the rings on the caller's timer. While recording, the
+//! records are only appended to a spool file, as they come: turning them into events
+//! (names, the reorder window, the writers' encoding, the summary) costs several
+//! microseconds per event, which a busy machine (a hundred thousand switches a second)
+//! would pay while it is measured. [`Recorder::finish`] reads the spool back and sends
+//! the events to the sink. Records from different CPUs and rings come slightly out of
+//! order, so events wait in a small reorder window ([`REORDER_NS`]) before they go to
+//! the sink. Records lost to a full ring are counted by the programs and reported as
+//! [`Event::Lost`].
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::io;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::mem::MaybeUninit;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
@@ -70,6 +76,9 @@ const K_EXIT: u32 = 5;
 const K_ENQUEUED: u32 = 16;
 const K_DECISION: u32 = 17;
 const K_COUNTERS: u32 = 18;
+/// Spool-only records: events lost (a = how many) and the scheduler's thread (pid).
+const K_LOST: u32 = 250;
+const K_SCHEDULER: u32 = 251;
 const F_PREEMPT: u32 = 1;
 const F_KERNEL: u32 = 2;
 
@@ -117,6 +126,8 @@ pub enum TraceError {
     NoTracepoint(String),
     #[error("loading the tracer's BPF programs failed: {0}")]
     Load(String),
+    #[error("cannot write the recording's spool file {}: {reason}", .path.display())]
+    Spool { path: PathBuf, reason: String },
 }
 
 /// An event waiting in the reorder window: by time, then arrival.
@@ -243,11 +254,27 @@ pub(crate) struct Converter {
     sent: u64,
 }
 
+/// What [`Recorder::finish`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// When the recording ended (every task still on a CPU ran until then).
+    pub end_ns: u64,
+    /// Events sent to the sink.
+    pub events: u64,
+    /// ... of which came later than the reorder window allowed (sent with the time of
+    /// the event before them).
+    pub late: u64,
+}
+
 /// A recording in progress. See the module documentation.
 pub struct Recorder {
     skel: TraceSkel<'static>,
     rings: RingBuffer<'static>,
-    inbox: Rc<RefCell<Vec<Raw>>>,
+    inbox: Rc<RefCell<Vec<u8>>>,
+    spool: BufWriter<File>,
+    spool_path: PathBuf,
+    spooled: u64,
+    scheduler_pid: Option<Pid>,
     want_tap: bool,
     tap: Option<Tap>,
     next_tap_check: u64,
@@ -280,22 +307,37 @@ pub fn monotonic_ns() -> u64 {
     crate::now_ns()
 }
 
-fn push_raw(inbox: &Rc<RefCell<Vec<Raw>>>) -> impl FnMut(&[u8]) -> i32 + 'static {
+fn push_raw(inbox: &Rc<RefCell<Vec<u8>>>) -> impl FnMut(&[u8]) -> i32 + 'static {
     let sink = Rc::clone(inbox);
     move |d: &[u8]| {
-        if let Some(r) = parse_raw(d) {
-            sink.borrow_mut().push(r);
+        if d.len() >= RAW_SIZE {
+            sink.borrow_mut().extend_from_slice(&d[..RAW_SIZE]);
         }
         0
     }
+}
+
+/// A record of the spool's own: `kind` at `ts` with `pid` and `a`.
+fn meta_record(kind: u32, ts: u64, pid: i32, a: u64) -> [u8; RAW_SIZE] {
+    let mut d = [0u8; RAW_SIZE];
+    d[0..8].copy_from_slice(&ts.to_ne_bytes());
+    d[8..12].copy_from_slice(&kind.to_ne_bytes());
+    d[16..20].copy_from_slice(&pid.to_ne_bytes());
+    d[40..48].copy_from_slice(&a.to_ne_bytes());
+    d
 }
 
 impl Recorder {
     /// Checks the machine, loads and attaches the tracer. With `tap_dispatcher`, the
     /// decisions of a schedkit scheduler are recorded too, whenever one is attached
     /// (now, later, or again after a re-attach). `scheduler` names the scheduler in
-    /// the trace; by default, the one attached now ("eevdf" if none).
-    pub fn start(tap_dispatcher: bool, scheduler: Option<&str>) -> Result<Recorder, TraceError> {
+    /// the trace; by default, the one attached now ("eevdf" if none). The records wait
+    /// in the file `spool` until [`Recorder::finish`], which removes it.
+    pub fn start(
+        tap_dispatcher: bool,
+        scheduler: Option<&str>,
+        spool: &Path,
+    ) -> Result<Recorder, TraceError> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err(TraceError::NotRoot);
@@ -343,11 +385,19 @@ impl Recorder {
         let rings = builder
             .build()
             .map_err(|e| TraceError::Load(e.to_string()))?;
+        let spool_file = File::create(spool).map_err(|e| TraceError::Spool {
+            path: spool.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         let start_ns = monotonic_ns();
         let mut rec = Recorder {
             skel,
             rings,
             inbox,
+            spool: BufWriter::with_capacity(1 << 20, spool_file),
+            spool_path: spool.to_path_buf(),
+            spooled: 0,
+            scheduler_pid: None,
             want_tap: tap_dispatcher,
             tap: None,
             next_tap_check: 0,
@@ -412,7 +462,10 @@ impl Recorder {
             lost_seen: lost,
         });
         if pid > 0 {
-            self.conv.set_scheduler(now, pid as Pid);
+            self.scheduler_pid = Some(pid as Pid);
+            self.inbox
+                .borrow_mut()
+                .extend_from_slice(&meta_record(K_SCHEDULER, now, pid, 0));
         }
     }
 
@@ -428,40 +481,52 @@ impl Recorder {
 
     /// The scheduler's loop thread, when a schedkit scheduler is tapped.
     pub fn scheduler_pid(&self) -> Option<Pid> {
-        self.conv.scheduler_pid
+        self.scheduler_pid
     }
 
-    /// Drains the rings and sends the events older than the reorder window.
-    pub fn poll(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
-        self.drain();
+    /// Drains the rings into the spool.
+    pub fn poll(&mut self) -> io::Result<()> {
+        self.drain()?;
         self.check_tap(monotonic_ns());
-        let horizon = self.conv.newest_ts.saturating_sub(REORDER_NS);
-        self.conv.flush_until(horizon, sink)
+        Ok(())
     }
 
-    /// Stops the dispatcher's records, drains everything and finishes the sink.
-    /// Returns the time the recording ended.
-    pub fn finish(mut self, sink: &mut dyn Sink) -> io::Result<u64> {
+    /// Stops the dispatcher's records, drains the rings, then reads the spool back and
+    /// sends its events to the sink, in time order, and finishes it. Removes the
+    /// spool.
+    pub fn finish(mut self, sink: &mut dyn Sink) -> io::Result<Finished> {
         if let Some(t) = &self.tap {
             set_ctl_on(&t.ctl, false);
         }
         let end = monotonic_ns();
-        self.drain();
-        self.conv.flush_until(u64::MAX, sink)?;
+        let drained = self.drain().and_then(|_| self.spool.flush());
+        let sent = drained.and_then(|_| {
+            let file = File::open(&self.spool_path)?;
+            replay(
+                &mut self.conv,
+                BufReader::with_capacity(1 << 20, file),
+                sink,
+            )
+        });
+        let _ = std::fs::remove_file(&self.spool_path);
+        sent?;
         let end = end.max(self.conv.last_out_ts);
         sink.finish(end)?;
-        Ok(end)
+        Ok(Finished {
+            end_ns: end,
+            events: self.conv.sent,
+            late: self.conv.late,
+        })
+    }
+
+    /// Records spooled so far.
+    pub fn spooled(&self) -> u64 {
+        self.spooled
     }
 
     /// Records lost to full rings so far, both rings.
     pub fn lost(&self) -> u64 {
         self.tracer_lost() + self.tap_lost_before + self.tap_lost_now()
-    }
-
-    /// Events sent to the sink so far, and how many of them came too late for the
-    /// reorder window.
-    pub fn sent(&self) -> (u64, u64) {
-        (self.conv.sent, self.conv.late)
     }
 
     fn tap_lost_now(&self) -> u64 {
@@ -474,22 +539,17 @@ impl Recorder {
         self.skel.maps.bss_data.as_deref().map_or(0, |b| b.nr_lost)
     }
 
-    fn drain(&mut self) {
+    fn drain(&mut self) -> io::Result<()> {
         let _ = self.rings.consume();
         if let Some(t) = &self.tap {
             let _ = t.ring.consume();
         }
-        let mut raws = std::mem::take(&mut *self.inbox.borrow_mut());
-        for r in &raws {
-            self.conv.convert(r);
+        {
+            let mut inbox = self.inbox.borrow_mut();
+            self.spool.write_all(&inbox)?;
+            self.spooled += (inbox.len() / RAW_SIZE) as u64;
+            inbox.clear();
         }
-        raws.clear();
-        // Give the buffer back so its capacity is kept.
-        let mut inbox = self.inbox.borrow_mut();
-        if inbox.is_empty() {
-            *inbox = raws;
-        }
-        drop(inbox);
         let tracer = self.tracer_lost();
         let mut lost = tracer.saturating_sub(self.lost_seen);
         self.lost_seen = tracer;
@@ -498,8 +558,35 @@ impl Recorder {
             lost += now.saturating_sub(t.lost_seen);
             t.lost_seen = now;
         }
-        self.conv.lost(lost);
+        if lost > 0 {
+            let rec = meta_record(K_LOST, monotonic_ns(), 0, lost);
+            self.spool.write_all(&rec)?;
+        }
+        Ok(())
     }
+}
+
+/// Sends the events of a spool, read from `r`, to `sink` in time order (a reorder
+/// window behind the newest record read).
+fn replay(conv: &mut Converter, mut r: impl Read, sink: &mut dyn Sink) -> io::Result<()> {
+    let mut buf = [0u8; RAW_SIZE];
+    let mut n = 0u64;
+    loop {
+        match r.read_exact(&mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        if let Some(raw) = parse_raw(&buf) {
+            conv.convert(&raw);
+        }
+        n += 1;
+        if n.is_multiple_of(4096) {
+            let horizon = conv.newest_ts.saturating_sub(REORDER_NS);
+            conv.flush_until(horizon, sink)?;
+        }
+    }
+    conv.flush_until(u64::MAX, sink)
 }
 
 impl Converter {
@@ -646,6 +733,8 @@ impl Converter {
                 self.name(ts, r.pid2, r.tgid2, &r.comm2);
                 self.name(ts, r.pid, r.tgid, &r.comm);
             }
+            K_LOST => self.lost(r.a),
+            K_SCHEDULER => self.set_scheduler(ts, pid),
             K_EXIT => {
                 self.push(ts, Event::Exit { ts_ns: ts, pid });
                 if let Some(k) = self.known.get_mut(&pid) {

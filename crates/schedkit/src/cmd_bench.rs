@@ -827,13 +827,21 @@ mod tests {
         p.figures = Some(serde_json::json!({"usecs_per_op": 12.5}));
         assert_eq!(
             run_figures(&p),
-            vec![Figure::new("time per op", Unit::Nanos, Better::Lower, 12_500.0)]
+            vec![Figure::new(
+                "time per op",
+                Unit::Nanos,
+                Better::Lower,
+                12_500.0
+            )]
         );
     }
 
     #[test]
     fn the_schedulers_table_shows_peak_rss() {
-        let r = raw(vec![sched("eevdf", true)], vec![run("eevdf", 1, "ok", 0.5, 10.0)]);
+        let r = raw(
+            vec![sched("eevdf", true)],
+            vec![run("eevdf", 1, "ok", 0.5, 10.0)],
+        );
         let md = render_markdown(&r, &summarize(&r), None);
         assert!(md.contains("| peak RSS |"), "{md}");
         assert!(md.contains("| 16.0 MiB |"), "{md}");

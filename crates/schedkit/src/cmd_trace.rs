@@ -52,6 +52,13 @@ fn open_output(path: &Path) -> anyhow::Result<Box<dyn Sink + Send>> {
     Ok(schedkit_trace::create_writer(path)?)
 }
 
+/// Where the records wait until the recording ends: next to the trace.
+fn spool_path(output: &Path) -> PathBuf {
+    let mut p = output.as_os_str().to_owned();
+    p.push(".spool");
+    PathBuf::from(p)
+}
+
 /// What a recording produced.
 pub struct Recorded {
     pub summary: Summary,
@@ -71,14 +78,19 @@ fn record(
     tee.begin(rec.info()).context("cannot write the trace")?;
     while !done() {
         std::thread::sleep(POLL_EVERY);
-        rec.poll(&mut tee).context("cannot write the trace")?;
+        rec.poll()
+            .context("cannot write the recording's spool file")?;
     }
     let lost = rec.lost();
-    let (events, _late) = rec.sent();
     if lost > 0 && !realtime {
         eprintln!("schedkit: the recorder could not run at real-time priority, which may be why events were lost");
     }
-    rec.finish(&mut tee).context("cannot write the trace")?;
+    eprintln!(
+        "schedkit: recorded {} records; writing the trace",
+        rec.spooled()
+    );
+    let done = rec.finish(&mut tee).context("cannot write the trace")?;
+    let events = done.events;
     Ok(Recorded {
         summary: tee.1.summary(),
         lost,
@@ -131,13 +143,14 @@ pub fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         return Err(schedkit_scx::trace::TraceError::NotRoot.into());
     }
     let file = open_output(&args.output)?;
-    let rec = match Recorder::start(true, None).map_err(anyhow::Error::from) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_file(&args.output);
-            return Err(e);
-        }
-    };
+    let rec =
+        match Recorder::start(true, None, &spool_path(&args.output)).map_err(anyhow::Error::from) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&args.output);
+                return Err(e);
+            }
+        };
     let stop = crate::run::stop_flag()?;
     let mut child: Option<Child> = match args.command.split_first() {
         None => None,
@@ -201,12 +214,14 @@ impl Background {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let scheduler = scheduler.to_string();
+        let spool = spool_path(output);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("schedkit-trace".into())
             .spawn(move || {
                 // The recorder holds the rings' callbacks, which stay on this thread.
-                let rec = match Recorder::start(true, Some(&scheduler)).map_err(anyhow::Error::from)
+                let rec = match Recorder::start(true, Some(&scheduler), &spool)
+                    .map_err(anyhow::Error::from)
                 {
                     Ok(r) => {
                         let _ = ready_tx.send(Ok(()));
