@@ -1,6 +1,8 @@
 //! A model of the kernel's default scheduler, EEVDF ("earliest eligible virtual
 //! deadline first"), as the baseline every policy is compared with. It runs inside the
-//! simulated kernel: no user-space scheduler, no decision cost.
+//! simulated kernel: no user-space scheduler, no decision cost. In the simulator it is
+//! the `Eevdf` scheduler model (the `SchedulerModel` trait in `machine`), which keeps
+//! the runqueues and each task's EEVDF state.
 //!
 //! What it models:
 //!
@@ -42,10 +44,11 @@
 //! migrations (both zero here, as the user-space scheduler's decisions are the only
 //! modelled overhead); wake-affine placement near the waker.
 
-use schedkit_core::ENQ_WAKEUP;
+use schedkit_core::{ExitInfo, ENQ_WAKEUP};
 
-use crate::machine::{Machine, State, Tid};
+use crate::machine::{Engine, ModelStats, SchedulerModel, State, Tid};
 use crate::weights::NICE_0_WEIGHT;
+use crate::SimConfig;
 
 /// Vruntimes start here, so that placing a task before `V` never underflows.
 const V_BASE: u64 = 1 << 40;
@@ -117,70 +120,209 @@ impl Avg {
     }
 }
 
-impl Machine {
-    /// The base slice: 0.75 ms (configurable) × (1 + ilog2(CPUs, at most 8)).
-    pub(crate) fn base_slice_ns(&self) -> u64 {
-        let n = (self.cpus.len() as u32).clamp(1, 8);
-        self.cfg.eevdf_base_slice_ns * (1 + n.ilog2() as u64)
-    }
+/// The EEVDF model: a [`SchedulerModel`] with a runqueue per CPU. See the module
+/// documentation.
+pub(crate) struct Eevdf {
+    /// Per CPU.
+    rqs: Vec<Rq>,
+    /// Per task, by [`Tid`].
+    tasks: Vec<EevdfTask>,
+    /// [`SimConfig::eevdf_base_slice_ns`].
+    base_slice_cfg_ns: u64,
+    /// [`SimConfig::hz`].
+    hz: u32,
+    /// [`SimConfig::run_to_parity`].
+    run_to_parity: bool,
+}
 
-    fn vslice(&self, tid: Tid) -> u64 {
-        vdelta(self.base_slice_ns(), self.tasks[tid].kweight)
-    }
-
-    fn lag_limit(&self, tid: Tid) -> i64 {
-        let tick = 1_000_000_000 / self.cfg.hz as u64;
-        vdelta(
-            (2 * self.base_slice_ns()).max(tick),
-            self.tasks[tid].kweight,
-        ) as i64
-    }
-
-    /// Brings the running task's vruntime up to now.
-    pub(crate) fn eevdf_update_curr(&mut self, cpu: u32) {
-        if let Some(tid) = self.rqs[cpu as usize].curr {
-            let now = self.now;
-            let t = &mut self.tasks[tid];
-            let d = now - t.eevdf.vupdate_ns;
-            t.eevdf.v += vdelta(d, t.kweight);
-            t.eevdf.vupdate_ns = now;
+impl SchedulerModel for Eevdf {
+    fn new(cfg: &SimConfig) -> Eevdf {
+        Eevdf {
+            rqs: (0..cfg.nr_cpus).map(|_| Rq::default()).collect(),
+            tasks: Vec::with_capacity(1024),
+            base_slice_cfg_ns: cfg.eevdf_base_slice_ns,
+            hz: cfg.hz,
+            run_to_parity: cfg.run_to_parity,
         }
     }
 
-    fn avg(&self, cpu: u32) -> Option<Avg> {
+    fn start(&mut self, _e: &mut Engine) {}
+
+    fn task_added(&mut self, tid: Tid) {
+        debug_assert_eq!(tid, self.tasks.len());
+        self.tasks.push(EevdfTask::default());
+    }
+
+    fn make_runnable(&mut self, e: &mut Engine, tid: Tid, flags: u64) {
+        let cpu = self.select_cpu(e, tid, flags & ENQ_WAKEUP != 0);
+        self.place(e, cpu, tid);
+        match self.rqs[cpu as usize].curr {
+            None => self.pick_next(e, cpu),
+            Some(curr) => {
+                // Wake-up preemption.
+                self.update_curr(e, cpu);
+                let vslice = self.vslice(e, curr);
+                let et = &mut self.tasks[curr];
+                if et.v >= et.deadline {
+                    et.deadline = et.v + vslice;
+                    et.protect = false;
+                    self.resched(e, cpu);
+                } else if self.pick(e, cpu) == Some(tid) {
+                    self.resched(e, cpu);
+                }
+            }
+        }
+    }
+
+    /// `cpu` has nothing running: pick from its queue, or pull work from another.
+    fn pick_next(&mut self, e: &mut Engine, cpu: u32) {
+        if self.rqs[cpu as usize].curr.is_some() {
+            return;
+        }
+        if let Some(t) = self.pick(e, cpu) {
+            self.run(e, cpu, t);
+            return;
+        }
+        if let Some(t) = self.pull(e, cpu) {
+            self.run(e, cpu, t);
+        }
+    }
+
+    fn stop_task(&mut self, e: &mut Engine, cpu: u32) -> Tid {
+        self.update_curr(e, cpu);
+        e.stop_task(cpu)
+    }
+
+    /// The running task of `cpu`, just stopped, sleeps or exits.
+    fn block(&mut self, e: &mut Engine, cpu: u32, tid: Tid, _exit: bool) {
+        let v_avg = self.avg_v(e, cpu);
+        let limit = self.lag_limit(e, tid);
+        let et = &mut self.tasks[tid];
+        et.vlag = (v_avg as i128 - et.v as i128).clamp(-limit as i128, limit as i128) as i64;
+        et.protect = false;
+        et.slept_ns = e.now;
+        let rq = &mut self.rqs[cpu as usize];
+        rq.curr = None;
+        if rq.queued.is_empty() {
+            rq.zero_v = v_avg;
+        }
+    }
+
+    fn tick(&mut self, e: &mut Engine) -> Option<ExitInfo> {
+        let n = e.cpus.len() as u32;
+        for cpu in 0..n {
+            let Some(curr) = self.rqs[cpu as usize].curr else {
+                continue;
+            };
+            self.update_curr(e, cpu);
+            let vslice = self.vslice(e, curr);
+            let et = &mut self.tasks[curr];
+            if et.v >= et.deadline {
+                et.deadline = et.v + vslice;
+                et.protect = false;
+                self.resched(e, cpu);
+            }
+        }
+        // Balancing: idle CPUs pull; a runqueue two tasks longer than another gives one.
+        for cpu in 0..n {
+            if self.rq_idle(cpu) {
+                self.pick_next(e, cpu);
+            }
+        }
+        let busiest = (0..n).max_by_key(|&c| (self.rqs[c as usize].nr(), std::cmp::Reverse(c)));
+        let idlest = (0..n).min_by_key(|&c| (self.rqs[c as usize].nr(), c));
+        if let (Some(src), Some(dst)) = (busiest, idlest) {
+            if self.rqs[src as usize].nr() >= self.rqs[dst as usize].nr() + 2 {
+                let movable = self.rqs[src as usize]
+                    .queued
+                    .iter()
+                    .copied()
+                    .find(|&t| e.tasks[t].may_run_on(dst));
+                if let Some(t) = movable {
+                    self.migrate(e, src, dst, t);
+                    if self.rqs[dst as usize].curr.is_none() {
+                        self.pick_next(e, dst);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn sched_done(&mut self, _e: &mut Engine, _epoch: u64) {
+        // Never scheduled: EEVDF has no user-space scheduler.
+    }
+
+    fn close_scheduler_run(&mut self, _e: &mut Engine, _cpu: u32) {
+        // Never called: EEVDF has no user-space scheduler.
+    }
+
+    fn stats(&self) -> ModelStats {
+        ModelStats::default()
+    }
+}
+
+impl Eevdf {
+    /// The base slice: 0.75 ms (configurable) × (1 + ilog2(CPUs, at most 8)).
+    fn base_slice_ns(&self) -> u64 {
+        let n = (self.rqs.len() as u32).clamp(1, 8);
+        self.base_slice_cfg_ns * (1 + n.ilog2() as u64)
+    }
+
+    fn vslice(&self, e: &Engine, tid: Tid) -> u64 {
+        vdelta(self.base_slice_ns(), e.tasks[tid].kweight)
+    }
+
+    fn lag_limit(&self, e: &Engine, tid: Tid) -> i64 {
+        let tick = 1_000_000_000 / self.hz as u64;
+        vdelta((2 * self.base_slice_ns()).max(tick), e.tasks[tid].kweight) as i64
+    }
+
+    /// Brings the running task's vruntime up to now.
+    fn update_curr(&mut self, e: &Engine, cpu: u32) {
+        if let Some(tid) = self.rqs[cpu as usize].curr {
+            let now = e.now;
+            let et = &mut self.tasks[tid];
+            let d = now - et.vupdate_ns;
+            et.v += vdelta(d, e.tasks[tid].kweight);
+            et.vupdate_ns = now;
+        }
+    }
+
+    fn avg(&self, e: &Engine, cpu: u32) -> Option<Avg> {
         let rq = &self.rqs[cpu as usize];
         let all = rq.curr.iter().chain(rq.queued.iter());
-        let vmin = all.clone().map(|&t| self.tasks[t].eevdf.v).min()?;
+        let vmin = all.clone().map(|&t| self.tasks[t].v).min()?;
         let (mut num, mut den) = (0u128, 0u128);
         for &t in all {
-            let w = self.tasks[t].kweight as u128;
-            num += w * (self.tasks[t].eevdf.v - vmin) as u128;
+            let w = e.tasks[t].kweight as u128;
+            num += w * (self.tasks[t].v - vmin) as u128;
             den += w;
         }
         Some(Avg { vmin, num, den })
     }
 
-    fn avg_v(&self, cpu: u32) -> u64 {
-        self.avg(cpu)
+    fn avg_v(&self, e: &Engine, cpu: u32) -> u64 {
+        self.avg(e, cpu)
             .map_or(self.rqs[cpu as usize].zero_v, |a| a.value())
     }
 
     /// The task EEVDF would run now on `cpu` (the running one included).
-    fn eevdf_pick(&self, cpu: u32) -> Option<Tid> {
+    fn pick(&self, e: &Engine, cpu: u32) -> Option<Tid> {
         let rq = &self.rqs[cpu as usize];
-        let avg = self.avg(cpu)?;
+        let avg = self.avg(e, cpu)?;
         if let Some(c) = rq.curr {
-            let e = &self.tasks[c].eevdf;
-            if self.cfg.run_to_parity && e.protect && avg.eligible(e.v) {
+            let et = &self.tasks[c];
+            if self.run_to_parity && et.protect && avg.eligible(et.v) {
                 return Some(c);
             }
         }
-        let key = |t: Tid| (self.tasks[t].eevdf.deadline, self.tasks[t].eevdf.v, t);
+        let key = |t: Tid| (self.tasks[t].deadline, self.tasks[t].v, t);
         let all = rq.curr.iter().chain(rq.queued.iter()).copied();
         all.clone()
-            .filter(|&t| avg.eligible(self.tasks[t].eevdf.v))
+            .filter(|&t| avg.eligible(self.tasks[t].v))
             .min_by_key(|&t| key(t))
-            .or_else(|| all.min_by_key(|&t| (self.tasks[t].eevdf.v, t)))
+            .or_else(|| all.min_by_key(|&t| (self.tasks[t].v, t)))
     }
 
     fn rq_idle(&self, cpu: u32) -> bool {
@@ -188,9 +330,9 @@ impl Machine {
     }
 
     /// Where a waking (or new) task goes.
-    fn eevdf_select_cpu(&self, tid: Tid, wakeup: bool) -> u32 {
-        let n = self.cpus.len() as u32;
-        let t = &self.tasks[tid];
+    fn select_cpu(&self, e: &Engine, tid: Tid, wakeup: bool) -> u32 {
+        let n = e.cpus.len() as u32;
+        let t = &e.tasks[tid];
         let prev = t.prev_cpu;
         if wakeup && t.may_run_on(prev) && self.rq_idle(prev) {
             return prev;
@@ -213,31 +355,31 @@ impl Machine {
     }
 
     /// Puts a waking or new task on a runqueue, placed by its lag.
-    fn eevdf_place(&mut self, cpu: u32, tid: Tid) {
-        self.eevdf_update_curr(cpu);
-        let vslice = self.vslice(tid);
-        let v_avg = self.avg_v(cpu);
+    fn place(&mut self, e: &mut Engine, cpu: u32, tid: Tid) {
+        self.update_curr(e, cpu);
+        let vslice = self.vslice(e, tid);
+        let v_avg = self.avg_v(e, cpu);
         let load: u128 = {
             let rq = &self.rqs[cpu as usize];
             rq.curr
                 .iter()
                 .chain(rq.queued.iter())
-                .map(|&t| self.tasks[t].kweight as u128)
+                .map(|&t| e.tasks[t].kweight as u128)
                 .sum()
         };
-        let w = self.tasks[tid].kweight as u128;
-        let e = &mut self.tasks[tid].eevdf;
-        if !e.placed {
-            e.placed = true;
-            e.v = v_avg;
-            e.deadline = e.v + vslice / 2;
+        let w = e.tasks[tid].kweight as u128;
+        let et = &mut self.tasks[tid];
+        if !et.placed {
+            et.placed = true;
+            et.v = v_avg;
+            et.deadline = et.v + vslice / 2;
         } else {
-            let mut lag = e.vlag as i128;
+            let mut lag = et.vlag as i128;
             if lag < 0 {
                 // Delayed dequeue: a task that slept owing service stayed queued until V
                 // caught up with it. Forgive what V would have advanced meanwhile, with
                 // the load the queue has now.
-                let slept = (self.now - e.slept_ns) as u128 * NICE_0_WEIGHT as u128;
+                let slept = (e.now - et.slept_ns) as u128 * NICE_0_WEIGHT as u128;
                 let forgiven = slept.checked_div(load).map_or(i128::MAX / 4, |f| f as i128);
                 lag = (lag + forgiven).min(0);
             }
@@ -245,106 +387,58 @@ impl Machine {
                 // The task's arrival moves V; scale so it ends up with the lag it left with.
                 lag = lag * (load + w) as i128 / load as i128;
             }
-            e.v = (v_avg as i128 - lag).max(0) as u64;
-            e.deadline = e.v + vslice;
+            et.v = (v_avg as i128 - lag).max(0) as u64;
+            et.deadline = et.v + vslice;
         }
-        e.protect = false;
+        et.protect = false;
         self.rqs[cpu as usize].queued.push(tid);
-        self.set_state(tid, State::Rq(cpu));
-    }
-
-    pub(crate) fn eevdf_wakeup(&mut self, tid: Tid, flags: u64) {
-        let cpu = self.eevdf_select_cpu(tid, flags & ENQ_WAKEUP != 0);
-        self.eevdf_place(cpu, tid);
-        match self.rqs[cpu as usize].curr {
-            None => self.eevdf_pick_next(cpu),
-            Some(curr) => {
-                // Wake-up preemption.
-                self.eevdf_update_curr(cpu);
-                let vslice = self.vslice(curr);
-                let e = &mut self.tasks[curr].eevdf;
-                if e.v >= e.deadline {
-                    e.deadline = e.v + vslice;
-                    e.protect = false;
-                    self.eevdf_resched(cpu);
-                } else if self.eevdf_pick(cpu) == Some(tid) {
-                    self.eevdf_resched(cpu);
-                }
-            }
-        }
+        e.set_state(tid, State::Rq(cpu));
     }
 
     /// Runs whatever EEVDF picks on `cpu` if it is not the running task.
-    fn eevdf_resched(&mut self, cpu: u32) {
+    fn resched(&mut self, e: &mut Engine, cpu: u32) {
         let Some(curr) = self.rqs[cpu as usize].curr else {
             return;
         };
-        let Some(best) = self.eevdf_pick(cpu) else {
+        let Some(best) = self.pick(e, cpu) else {
             return;
         };
         if best == curr {
             return;
         }
-        self.stop_task(cpu);
+        self.stop_task(e, cpu);
         let rq = &mut self.rqs[cpu as usize];
         rq.curr = None;
         rq.queued.push(curr);
-        self.tasks[curr].eevdf.protect = false;
-        self.set_state(curr, State::Rq(cpu));
-        self.eevdf_run(cpu, best);
+        self.tasks[curr].protect = false;
+        e.set_state(curr, State::Rq(cpu));
+        self.run(e, cpu, best);
     }
 
     /// Takes `tid` off `cpu`'s queue and runs it.
-    fn eevdf_run(&mut self, cpu: u32, tid: Tid) {
+    fn run(&mut self, e: &mut Engine, cpu: u32, tid: Tid) {
         let rq = &mut self.rqs[cpu as usize];
         if let Some(i) = rq.queued.iter().position(|&t| t == tid) {
             rq.queued.remove(i);
         }
         rq.curr = Some(tid);
-        self.tasks[tid].eevdf.protect = true;
-        self.run_task(cpu, tid);
-    }
-
-    /// The running task of `cpu`, just stopped, sleeps or exits.
-    pub(crate) fn eevdf_block(&mut self, cpu: u32, tid: Tid) {
-        let v_avg = self.avg_v(cpu);
-        let limit = self.lag_limit(tid);
-        let e = &mut self.tasks[tid].eevdf;
-        e.vlag = (v_avg as i128 - e.v as i128).clamp(-limit as i128, limit as i128) as i64;
-        e.protect = false;
-        e.slept_ns = self.now;
-        let rq = &mut self.rqs[cpu as usize];
-        rq.curr = None;
-        if rq.queued.is_empty() {
-            rq.zero_v = v_avg;
-        }
-    }
-
-    /// `cpu` has nothing running: pick from its queue, or pull work from another.
-    pub(crate) fn eevdf_pick_next(&mut self, cpu: u32) {
-        if self.rqs[cpu as usize].curr.is_some() {
-            return;
-        }
-        if let Some(t) = self.eevdf_pick(cpu) {
-            self.eevdf_run(cpu, t);
-            return;
-        }
-        if let Some(t) = self.eevdf_pull(cpu) {
-            self.eevdf_run(cpu, t);
-        }
+        let et = &mut self.tasks[tid];
+        et.protect = true;
+        et.vupdate_ns = e.now;
+        e.run_task(cpu, tid);
     }
 
     /// Moves the oldest waiting task that may run on `dst` from the busiest other
     /// runqueue to `dst`, keeping its lag. Returns it.
-    fn eevdf_pull(&mut self, dst: u32) -> Option<Tid> {
-        let n = self.cpus.len() as u32;
+    fn pull(&mut self, e: &mut Engine, dst: u32) -> Option<Tid> {
+        let n = e.cpus.len() as u32;
         let mut best: Option<(usize, u32, Tid)> = None;
         for src in 0..n {
             if src == dst {
                 continue;
             }
             let rq = &self.rqs[src as usize];
-            let Some(&t) = rq.queued.iter().find(|&&t| self.tasks[t].may_run_on(dst)) else {
+            let Some(&t) = rq.queued.iter().find(|&&t| e.tasks[t].may_run_on(dst)) else {
                 continue;
             };
             if best.is_none_or(|(nr, _, _)| rq.nr() > nr) {
@@ -352,14 +446,14 @@ impl Machine {
             }
         }
         let (_, src, tid) = best?;
-        self.eevdf_migrate(src, dst, tid);
+        self.migrate(e, src, dst, tid);
         Some(tid)
     }
 
-    fn eevdf_migrate(&mut self, src: u32, dst: u32, tid: Tid) {
-        self.eevdf_update_curr(src);
-        self.eevdf_update_curr(dst);
-        let v_src = self.avg_v(src);
+    fn migrate(&mut self, e: &mut Engine, src: u32, dst: u32, tid: Tid) {
+        self.update_curr(e, src);
+        self.update_curr(e, dst);
+        let v_src = self.avg_v(e, src);
         let rq = &mut self.rqs[src as usize];
         if let Some(i) = rq.queued.iter().position(|&t| t == tid) {
             rq.queued.remove(i);
@@ -367,54 +461,14 @@ impl Machine {
         if rq.nr() == 0 {
             rq.zero_v = v_src;
         }
-        let v_dst = self.avg_v(dst);
-        let e = &mut self.tasks[tid].eevdf;
-        let lag = v_src as i128 - e.v as i128;
-        let dl = e.deadline.saturating_sub(e.v);
-        e.v = (v_dst as i128 - lag).max(0) as u64;
-        e.deadline = e.v + dl;
-        e.protect = false;
+        let v_dst = self.avg_v(e, dst);
+        let et = &mut self.tasks[tid];
+        let lag = v_src as i128 - et.v as i128;
+        let dl = et.deadline.saturating_sub(et.v);
+        et.v = (v_dst as i128 - lag).max(0) as u64;
+        et.deadline = et.v + dl;
+        et.protect = false;
         self.rqs[dst as usize].queued.push(tid);
-        self.set_state(tid, State::Rq(dst));
-    }
-
-    pub(crate) fn eevdf_tick(&mut self) {
-        let n = self.cpus.len() as u32;
-        for cpu in 0..n {
-            let Some(curr) = self.rqs[cpu as usize].curr else {
-                continue;
-            };
-            self.eevdf_update_curr(cpu);
-            let vslice = self.vslice(curr);
-            let e = &mut self.tasks[curr].eevdf;
-            if e.v >= e.deadline {
-                e.deadline = e.v + vslice;
-                e.protect = false;
-                self.eevdf_resched(cpu);
-            }
-        }
-        // Balancing: idle CPUs pull; a runqueue two tasks longer than another gives one.
-        for cpu in 0..n {
-            if self.rq_idle(cpu) {
-                self.eevdf_pick_next(cpu);
-            }
-        }
-        let busiest = (0..n).max_by_key(|&c| (self.rqs[c as usize].nr(), std::cmp::Reverse(c)));
-        let idlest = (0..n).min_by_key(|&c| (self.rqs[c as usize].nr(), c));
-        if let (Some(src), Some(dst)) = (busiest, idlest) {
-            if self.rqs[src as usize].nr() >= self.rqs[dst as usize].nr() + 2 {
-                let movable = self.rqs[src as usize]
-                    .queued
-                    .iter()
-                    .copied()
-                    .find(|&t| self.tasks[t].may_run_on(dst));
-                if let Some(t) = movable {
-                    self.eevdf_migrate(src, dst, t);
-                    if self.rqs[dst as usize].curr.is_none() {
-                        self.eevdf_pick_next(dst);
-                    }
-                }
-            }
-        }
+        e.set_state(tid, State::Rq(dst));
     }
 }

@@ -9,11 +9,12 @@
 //! takes a fraction of a second, needs no root and no sched_ext kernel, and the same
 //! spec, seed and policy always give the same result, to the byte.
 //!
-//! What is modelled (see `machine` and [`eevdf`] for the details): N CPUs, task
-//! states (running; runnable in the ring towards user space, held by the policy, or
-//! in a dispatch queue; sleeping), wake-ups, the scheduler tick and slice expiry,
-//! the dispatcher's idle-CPU fast path, the user-space scheduler as a task that needs
-//! CPU time for every step and every task it handles, and the sched_ext watchdog.
+//! What is modelled (see `machine`, its `dispatcher`, and [`eevdf`] for the
+//! details): N CPUs, task states (running; runnable in the ring towards user space,
+//! held by the policy, or in a dispatch queue; sleeping), wake-ups, the scheduler tick
+//! and slice expiry, the dispatcher's idle-CPU fast path, the user-space scheduler as
+//! a task that needs CPU time for every step and every task it handles, and the
+//! sched_ext watchdog.
 //!
 //! ```
 //! use schedkit_core::{Context, Decision, Policy, QueuedTask};
@@ -69,7 +70,8 @@ pub mod weights;
 pub use machine::CpuTime;
 pub use trace::Trace;
 
-use machine::{Machine, Mode};
+use eevdf::Eevdf;
+use machine::{Machine, SchedExt, SchedulerModel};
 
 /// How the simulated machine is built and how its scheduler behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +249,7 @@ impl Simulation {
     /// Runs the workload with `policy` deciding, through the same runtime loop as on
     /// the kernel, until the spec's duration is over or the scheduler is ejected.
     pub fn run<P: Policy>(&self, policy: P) -> Result<SimOutput, SimError> {
-        let mut m = Machine::new(&self.spec, &self.cfg, Mode::Scx)?;
+        let mut m = Machine::<SchedExt>::new(&self.spec, &self.cfg)?;
         let name = policy.name();
         let mut progress = Progress::new(self.cfg.progress, name);
         {
@@ -256,7 +258,7 @@ impl Simulation {
             let mut rt = Runtime::new(policy, &mut m);
             rt.run_with(&AtomicBool::new(false), |rt| {
                 let b = rt.backend();
-                progress.update(b.now, b.end);
+                progress.update(b.engine.now, b.engine.end);
             })?;
         }
         progress.finish();
@@ -273,56 +275,37 @@ impl Simulation {
 
     /// Runs the workload under the EEVDF model (see [`eevdf`]).
     pub fn run_eevdf(&self) -> Result<SimOutput, SimError> {
-        let mut m = Machine::new(&self.spec, &self.cfg, Mode::Eevdf)?;
+        let mut m = Machine::<Eevdf>::new(&self.spec, &self.cfg)?;
         let mut progress = Progress::new(self.cfg.progress, EEVDF_NAME);
         m.run_to_end(|now, end| progress.update(now, end));
         progress.finish();
         self.finish(m, EEVDF_NAME)
     }
 
-    fn finish(&self, mut m: Machine, name: &str) -> Result<SimOutput, SimError> {
-        if let Some(tr) = &mut m.trace {
+    fn finish<S: SchedulerModel>(
+        &self,
+        mut m: Machine<S>,
+        name: &str,
+    ) -> Result<SimOutput, SimError> {
+        let e = &mut m.engine;
+        if let Some(tr) = &mut e.trace {
             tr.scheduler = name.to_string();
-            tr.end_ns = m.now;
+            tr.end_ns = e.now;
         }
-        let exit = m.exit.clone().unwrap_or_default();
+        let exit = e.exit.clone().unwrap_or_default();
         if exit.is_error() {
             return Err(SimError::Ejected {
                 exit,
-                at_ns: m.now,
-                trace: m.trace.take().map(Box::new),
+                at_ns: e.now,
+                trace: e.trace.take().map(Box::new),
             });
         }
-        let report = m.report(name);
-        let cpus = m.cpu_times();
-        let scheduler_cpu_ns: u64 = cpus.iter().map(|c| c.scheduler_ns).sum();
-        let capacity = m.now as f64 * cpus.len() as f64;
-        let c = m.counters;
-        let sim = SimStats {
-            seed: self.spec.seed,
-            decisions: m.decisions,
-            steps: m.steps,
-            context_switches: m.context_switches,
-            user_dispatches: c.user_dispatches,
-            kernel_dispatches: c.kernel_dispatches,
-            cancelled: c.cancelled,
-            bounced: c.bounced,
-            preemptions: c.preemptions,
-            scheduler_preemptions: m.sched_preemptions,
-            task_cpu_ns: m.tasks.iter().map(|t| t.sum_exec_ns).sum(),
-            scheduler_cpu_ns,
-            scheduler_share: if capacity > 0.0 {
-                scheduler_cpu_ns as f64 / capacity
-            } else {
-                0.0
-            },
-            cpus,
-            exit,
-        };
+        let report = e.report(name);
+        let sim = m.sim_stats(self.spec.seed, exit);
         Ok(SimOutput {
             report,
             sim,
-            trace: m.trace.take(),
+            trace: m.engine.trace.take(),
         })
     }
 }

@@ -1,0 +1,659 @@
+//! The sched_ext model, [`SchedExt`]: the dispatcher's queues and fast path, the
+//! user-space scheduler as a task costing CPU per decision, the watchdog, and the
+//! [`schedkit_core::Backend`] through which a schedkit policy drives the machine.
+//!
+//! A task that becomes runnable goes, like on the real dispatcher, either straight to
+//! a CPU (a waking task whose previous CPU is idle while nothing else waits: the
+//! kernel-side fast path, counted as a kernel dispatch) or into the ring towards user
+//! space. The user-space scheduler is a task of its own: when the ring has something it
+//! needs a CPU, gets an idle one at once or else the next CPU that frees up (ahead of
+//! every queued task), and then spends `step_cost + per_task_cost × (tasks drained +
+//! decisions sent)` on it. Its decisions reach the dispatch queues when that time is
+//! over. Dispatch queues are a local one per CPU and one shared one, both ordered by
+//! the decision's vtime. A running task keeps its CPU until it blocks or its slice is
+//! found used up at a scheduler tick (HZ = 250 by default, as sched_ext checks slices
+//! at the tick); then it goes back to the policy. The watchdog ends the run when a
+//! runnable task has waited longer than the timeout.
+//!
+//! Simplifications, each a choice rather than an accident:
+//! - A running task keeps its CPU until its slice is over unless a decision that may
+//!   preempt (with a vtime earlier than the running task's by more than its margin)
+//!   finds no idle CPU, or the user-space scheduler has waited for a CPU for
+//!   [`SCHED_WAIT_NS`] at a tick, as on the dispatcher.
+//! - A task whose slice ends always goes back to the policy, even when nothing else
+//!   waits (the kernel may instead refill the slice of the last runnable task).
+//! - The fast path only considers the waking task's previous CPU; there is no
+//!   sync-wakeup or cache-domain placement.
+//! - Decisions reach the queues when the scheduler's step ends, all at once.
+//! - Context switches and migrations cost nothing; the user-space scheduler's steps
+//!   are the only overhead modelled.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use schedkit_core::{
+    BackendError, Counters, Cpu, CpuTarget, Decision, ExitInfo, Pid, QueuedTask, TaskEvent,
+    ENQ_WAKEUP,
+};
+
+use super::engine::{tick_ns, Cur, Engine, Ev, State, Tid, PID_BASE};
+use super::{Machine, ModelStats, SchedulerModel};
+use crate::trace::Record;
+use crate::SimConfig;
+
+/// Room in the ring of decisions from user space to the kernel, per step: like the
+/// real ring, it is finite, so a policy that keeps deciding is told `Full` (and the
+/// runtime retries next step) instead of growing memory without bound.
+const DISPATCH_RING_CAPACITY: usize = 4096;
+
+/// The kernel's default slice for tasks the BPF side dispatches by itself.
+const SCX_SLICE_DFL_NS: u64 = 20_000_000;
+
+/// A tick that finds the user-space scheduler waiting for a CPU this long ends one
+/// running task's slice for it (`USERSCHED_WAIT_NS` in the dispatcher).
+const SCHED_WAIT_NS: u64 = 1_000_000;
+
+/// The user-space scheduler's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sched {
+    /// Nothing to do.
+    Idle,
+    /// Has work and waits for a CPU.
+    Needed,
+    /// On this CPU until its `SchedDone` event.
+    Running(u32),
+}
+
+/// A task's sched_ext state.
+#[derive(Debug, Clone, Copy, Default)]
+struct ScxTask {
+    generation: u64,
+    /// Slice of the latest dispatch, and how much of it was used.
+    slice_ns: u64,
+    slice_used_ns: u64,
+    dsq_vtime: u64,
+    /// When the task last became runnable (for the watchdog).
+    runnable_since_ns: u64,
+}
+
+/// A CPU's sched_ext state.
+#[derive(Debug, Clone, Default)]
+struct ScxCpu {
+    /// Claimed by `select_idle_cpu` for a decision in flight.
+    claimed: bool,
+    /// The local dispatch queue: (vtime, arrival, task).
+    local: BTreeSet<(u64, u64, Tid)>,
+}
+
+/// The sched_ext model. See the module documentation.
+pub(crate) struct SchedExt {
+    /// Per task, by [`Tid`].
+    tasks: Vec<ScxTask>,
+    /// Per CPU.
+    cpus: Vec<ScxCpu>,
+    /// Tasks that were ever alive and may still be (compacted by the watchdog).
+    live: Vec<Tid>,
+    next_watchdog_ns: u64,
+    dsq_seq: u64,
+    ring: VecDeque<(Tid, u64)>,
+    exits: Vec<Pid>,
+    shared: BTreeSet<(u64, u64, Tid)>,
+    pending: Vec<Decision>,
+    /// Decisions for any CPU that may preempt, checked once idle CPUs took their pick.
+    preempt_waiting: Vec<(Tid, u64)>,
+    sched: Sched,
+    sched_epoch: u64,
+    /// The scheduler holds a CPU and a step is due.
+    sched_ready: bool,
+    sched_last_cpu: u32,
+    sched_start_ns: u64,
+    /// When the scheduler last started waiting for a CPU.
+    sched_needed_ns: u64,
+    /// Slices ended for the scheduler by the tick.
+    sched_preemptions: u64,
+    sched_until_ns: u64,
+    held: u64,
+    work_this_step: u64,
+    counters: Counters,
+    steps: u64,
+    /// Decisions received from the policy.
+    decisions: u64,
+}
+
+/// How often the watchdog looks for stalled tasks.
+fn watchdog_interval(cfg: &SimConfig) -> u64 {
+    (cfg.watchdog_timeout_ns / 4).clamp(tick_ns(cfg), 1_000_000_000)
+}
+
+impl SchedulerModel for SchedExt {
+    fn new(cfg: &SimConfig) -> SchedExt {
+        SchedExt {
+            tasks: Vec::with_capacity(1024),
+            cpus: (0..cfg.nr_cpus).map(|_| ScxCpu::default()).collect(),
+            live: Vec::new(),
+            next_watchdog_ns: watchdog_interval(cfg),
+            dsq_seq: 0,
+            ring: VecDeque::with_capacity(1024),
+            exits: Vec::with_capacity(64),
+            shared: BTreeSet::new(),
+            pending: Vec::with_capacity(1024),
+            preempt_waiting: Vec::with_capacity(1024),
+            sched: Sched::Idle,
+            sched_epoch: 0,
+            sched_ready: false,
+            sched_last_cpu: 0,
+            sched_start_ns: 0,
+            sched_needed_ns: 0,
+            sched_preemptions: 0,
+            sched_until_ns: 0,
+            held: 0,
+            work_this_step: 0,
+            counters: Counters::default(),
+            steps: 0,
+            decisions: 0,
+        }
+    }
+
+    fn start(&mut self, e: &mut Engine) {
+        // The scheduler starts on CPU 0 with every initial task in its ring.
+        self.sched = Sched::Running(0);
+        self.sched_ready = true;
+        e.cpus[0].cur = Cur::Sched;
+    }
+
+    fn task_added(&mut self, tid: Tid) {
+        debug_assert_eq!(tid, self.tasks.len());
+        self.tasks.push(ScxTask::default());
+        self.live.push(tid);
+    }
+
+    fn make_runnable(&mut self, e: &mut Engine, tid: Tid, flags: u64) {
+        self.tasks[tid].runnable_since_ns = e.now;
+        self.enqueue(e, tid, flags);
+    }
+
+    fn pick_next(&mut self, e: &mut Engine, cpu: u32) {
+        self.pick(e, cpu);
+    }
+
+    fn stop_task(&mut self, e: &mut Engine, cpu: u32) -> Tid {
+        let tid = e.stop_task(cpu);
+        // The stretch that just ended counts against the slice.
+        self.tasks[tid].slice_used_ns += e.tasks[tid].last_run_ns;
+        tid
+    }
+
+    fn block(&mut self, _e: &mut Engine, _cpu: u32, tid: Tid, exit: bool) {
+        if exit {
+            self.exits.push(PID_BASE + tid as Pid);
+        }
+    }
+
+    fn tick(&mut self, e: &mut Engine) -> Option<ExitInfo> {
+        self.slice_tick(e);
+        self.watchdog(e)
+    }
+
+    fn sched_done(&mut self, e: &mut Engine, epoch: u64) {
+        if epoch == self.sched_epoch {
+            self.step_over(e);
+        }
+    }
+
+    fn close_scheduler_run(&mut self, e: &mut Engine, cpu: u32) {
+        self.trace_sched_run(e, cpu);
+    }
+
+    fn stats(&self) -> ModelStats {
+        ModelStats {
+            counters: self.counters,
+            steps: self.steps,
+            decisions: self.decisions,
+            sched_preemptions: self.sched_preemptions,
+        }
+    }
+}
+
+impl SchedExt {
+    fn cpu_is_idle(&self, e: &Engine, cpu: u32) -> bool {
+        let c = &self.cpus[cpu as usize];
+        e.cpus[cpu as usize].cur == Cur::Idle && !c.claimed && c.local.is_empty()
+    }
+
+    fn enqueue(&mut self, e: &mut Engine, tid: Tid, flags: u64) {
+        let prev = e.tasks[tid].prev_cpu;
+        let nothing_waits = self.ring.is_empty()
+            && self.held == 0
+            && self.pending.is_empty()
+            && self.shared.is_empty();
+        if flags & ENQ_WAKEUP != 0
+            && e.cfg.kernel_fast_path
+            && nothing_waits
+            && e.tasks[tid].may_run_on(prev)
+            && self.cpu_is_idle(e, prev)
+        {
+            // The dispatcher's fast path: straight to the idle CPU it ran on.
+            self.counters.kernel_dispatches += 1;
+            let t = &mut self.tasks[tid];
+            t.slice_ns = SCX_SLICE_DFL_NS;
+            t.slice_used_ns = 0;
+            self.insert_local(e, prev, tid, 0, true, false);
+            self.pick(e, prev);
+            return;
+        }
+        self.tasks[tid].generation += 1;
+        e.set_state(tid, State::Ring);
+        self.ring.push_back((tid, flags));
+        self.sched_wake(e);
+    }
+
+    fn insert_local(
+        &mut self,
+        e: &mut Engine,
+        cpu: u32,
+        tid: Tid,
+        vtime: u64,
+        kernel: bool,
+        preempt: bool,
+    ) {
+        self.dsq_seq += 1;
+        self.cpus[cpu as usize]
+            .local
+            .insert((vtime, self.dsq_seq, tid));
+        e.set_state(tid, State::Dsq);
+        self.trace_dispatch(e, Some(cpu), tid, vtime, kernel, preempt);
+    }
+
+    fn trace_dispatch(
+        &self,
+        e: &mut Engine,
+        cpu: Option<u32>,
+        tid: Tid,
+        vtime: u64,
+        kernel: bool,
+        preempt: bool,
+    ) {
+        if let Some(tr) = &mut e.trace {
+            tr.records.push(Record::Dispatch {
+                cpu,
+                task: tid,
+                t_ns: e.now,
+                slice_ns: self.tasks[tid].slice_ns,
+                vtime,
+                kernel,
+                preempt,
+            });
+        }
+    }
+
+    /// The scheduler has work: it wants a CPU, an idle one if there is one.
+    fn sched_wake(&mut self, e: &mut Engine) {
+        if self.sched != Sched::Idle {
+            return;
+        }
+        self.sched = Sched::Needed;
+        self.sched_needed_ns = e.now;
+        if let Some(c) = self
+            .cpus_from_sched_last(e)
+            .find(|&c| self.cpu_is_idle(e, c))
+        {
+            self.pick(e, c);
+        }
+    }
+
+    /// Every CPU, starting from the one the scheduler ran on last.
+    fn cpus_from_sched_last(&self, e: &Engine) -> impl Iterator<Item = u32> {
+        let n = e.cpus.len() as u32;
+        let first = self.sched_last_cpu;
+        (0..n).map(move |i| (first + i) % n)
+    }
+
+    /// Ends the slice of the task running on `cpu` at once: it goes back to the policy,
+    /// as at slice expiry, and the CPU picks again.
+    fn preempt_cpu(&mut self, e: &mut Engine, cpu: u32) {
+        let t = self.stop_task(e, cpu);
+        self.make_runnable(e, t, 0);
+        self.pick(e, cpu);
+    }
+
+    /// `cpu`, if idle, runs the waiting user-space scheduler, else the first task of
+    /// its local queue, else the first task of the shared queue that may run there.
+    fn pick(&mut self, e: &mut Engine, cpu: u32) {
+        if e.cpus[cpu as usize].cur != Cur::Idle {
+            return;
+        }
+        if self.sched == Sched::Needed {
+            let now = e.now;
+            let c = &mut e.cpus[cpu as usize];
+            c.account(now);
+            c.cur = Cur::Sched;
+            self.sched = Sched::Running(cpu);
+            self.sched_ready = true;
+            self.sched_last_cpu = cpu;
+            self.sched_start_ns = now;
+            self.sched_until_ns = now;
+            return;
+        }
+        let c = &mut self.cpus[cpu as usize];
+        if let Some(&first) = c.local.first() {
+            c.local.remove(&first);
+            e.run_task(cpu, first.2);
+            return;
+        }
+        let found = self
+            .shared
+            .iter()
+            .find(|&&(_, _, t)| e.tasks[t].may_run_on(cpu))
+            .copied();
+        if let Some(x) = found {
+            self.shared.remove(&x);
+            e.run_task(cpu, x.2);
+        }
+    }
+
+    /// Records on the timeline the scheduler's run on `cpu`, from its start to now.
+    fn trace_sched_run(&self, e: &mut Engine, cpu: u32) {
+        let now = e.now;
+        if let Some(tr) = &mut e.trace {
+            if now > self.sched_start_ns {
+                tr.records.push(Record::Sched {
+                    cpu,
+                    start_ns: self.sched_start_ns,
+                    end_ns: now,
+                });
+            }
+        }
+    }
+
+    /// The scheduler's step is over: its decisions reach the queues, and its CPU and
+    /// every other idle one pick.
+    fn step_over(&mut self, e: &mut Engine) {
+        let Sched::Running(cpu) = self.sched else {
+            return;
+        };
+        let now = e.now;
+        let c = &mut e.cpus[cpu as usize];
+        c.account(now);
+        c.cur = Cur::Idle;
+        self.trace_sched_run(e, cpu);
+        let mut pending = std::mem::take(&mut self.pending);
+        for d in pending.drain(..) {
+            self.apply(e, &d);
+        }
+        self.pending = pending;
+        for c in &mut self.cpus {
+            c.claimed = false;
+        }
+        self.sched = if self.ring.is_empty() {
+            Sched::Idle
+        } else {
+            Sched::Needed
+        };
+        // The scheduler's CPU first, then every other idle one.
+        let n = e.cpus.len() as u32;
+        for i in 0..n {
+            let c = (cpu + i) % n;
+            if e.cpus[c as usize].cur == Cur::Idle {
+                self.pick(e, c);
+            }
+        }
+        self.preempt_for_waiting(e);
+    }
+
+    /// Decisions that may preempt and found no idle CPU: as the dispatcher does, kick
+    /// the allowed CPU whose running task has the largest vtime, if larger than the
+    /// decision's plus its margin.
+    fn preempt_for_waiting(&mut self, e: &mut Engine) {
+        let mut waiting = std::mem::take(&mut self.preempt_waiting);
+        for (tid, vtime) in waiting.drain(..) {
+            if e.tasks[tid].state != State::Dsq {
+                continue; // already running
+            }
+            let victim = (0..e.cpus.len() as u32)
+                .filter_map(|c| match e.cpus[c as usize].cur {
+                    Cur::Task(t) if e.tasks[tid].may_run_on(c) => {
+                        Some((self.tasks[t].dsq_vtime, c))
+                    }
+                    _ => None,
+                })
+                .filter(|&(v, _)| v > vtime)
+                .max();
+            if let Some((_, cpu)) = victim {
+                self.counters.preemptions += 1;
+                self.preempt_cpu(e, cpu);
+            }
+        }
+        self.preempt_waiting = waiting;
+    }
+
+    /// Applies one of the policy's decisions, at the end of the step that sent it.
+    fn apply(&mut self, e: &mut Engine, d: &Decision) {
+        let tid = (d.pid - PID_BASE) as usize;
+        let ok = d.pid >= PID_BASE
+            && tid < e.tasks.len()
+            && e.tasks[tid].state == State::Held
+            && self.tasks[tid].generation == d.generation;
+        if !ok {
+            self.counters.cancelled += 1;
+            return;
+        }
+        self.counters.user_dispatches += 1;
+        let t = &mut self.tasks[tid];
+        t.slice_ns = if d.slice_ns == 0 {
+            SCX_SLICE_DFL_NS
+        } else {
+            d.slice_ns
+        };
+        t.slice_used_ns = 0;
+        t.dsq_vtime = d.vtime;
+        match d.target {
+            CpuTarget::On(Cpu(c)) if (c as usize) < e.cpus.len() && e.tasks[tid].may_run_on(c) => {
+                self.insert_local(e, c, tid, d.vtime, false, d.preempt_margin_ns.is_some());
+            }
+            target => {
+                if matches!(target, CpuTarget::On(_)) {
+                    self.counters.bounced += 1;
+                }
+                self.dsq_seq += 1;
+                self.shared.insert((d.vtime, self.dsq_seq, tid));
+                e.set_state(tid, State::Dsq);
+                self.trace_dispatch(e, None, tid, d.vtime, false, d.preempt_margin_ns.is_some());
+                if let Some(margin) = d.preempt_margin_ns {
+                    self.preempt_waiting
+                        .push((tid, d.vtime.saturating_add(margin)));
+                }
+            }
+        }
+    }
+
+    /// At the tick: running tasks whose slice is used up go back to the policy, and
+    /// the user-space scheduler gets its periodic wake-up and, if it has waited too
+    /// long for a CPU, one.
+    fn slice_tick(&mut self, e: &mut Engine) {
+        for cpu in 0..e.cpus.len() as u32 {
+            let Cur::Task(tid) = e.cpus[cpu as usize].cur else {
+                continue;
+            };
+            let t = &self.tasks[tid];
+            let used = t.slice_used_ns + (e.now - e.tasks[tid].run_start_ns);
+            if used >= t.slice_ns {
+                self.stop_task(e, cpu);
+                self.make_runnable(e, tid, 0);
+                if e.cpus[cpu as usize].cur == Cur::Idle {
+                    self.pick(e, cpu);
+                }
+            }
+        }
+        if self.held > 0 {
+            // The scheduler holds tasks: its periodic wake-up lets it try again.
+            self.sched_wake(e);
+        }
+        if self.sched == Sched::Needed && e.now - self.sched_needed_ns >= SCHED_WAIT_NS {
+            // It has waited too long for a CPU: the first CPU found running a task
+            // (from the one it ran on last) ends that task's slice for it.
+            if let Some(cpu) = self
+                .cpus_from_sched_last(e)
+                .find(|&c| matches!(e.cpus[c as usize].cur, Cur::Task(_)))
+            {
+                self.sched_preemptions += 1;
+                self.preempt_cpu(e, cpu);
+            }
+        }
+    }
+
+    /// The sched_ext watchdog: how the run ends if a runnable task has waited longer
+    /// than the timeout.
+    fn watchdog(&mut self, e: &Engine) -> Option<ExitInfo> {
+        if e.now < self.next_watchdog_ns {
+            return None;
+        }
+        self.next_watchdog_ns = e.now + watchdog_interval(&e.cfg);
+        let timeout = e.cfg.watchdog_timeout_ns;
+        let mut worst: Option<(u64, Tid)> = None;
+        let tasks = &e.tasks;
+        self.live.retain(|&t| tasks[t].state != State::Exited);
+        for &tid in &self.live {
+            let t = &e.tasks[tid];
+            if matches!(t.state, State::Ring | State::Held | State::Dsq) {
+                let waited = e.now - self.tasks[tid].runnable_since_ns;
+                if waited >= timeout && worst.is_none_or(|(w, _)| waited > w) {
+                    worst = Some((waited, tid));
+                }
+            }
+        }
+        let (waited, tid) = worst?;
+        let t = &e.tasks[tid];
+        Some(ExitInfo {
+            kind: ExitInfo::KIND_ERROR_STALL,
+            exit_code: 0,
+            reason: "runnable task stall".into(),
+            message: format!(
+                "{}[{}] failed to run for {:.3}s (watchdog timeout {:.3}s)",
+                t.name,
+                PID_BASE + tid as Pid,
+                waited as f64 / 1e9,
+                timeout as f64 / 1e9
+            ),
+        })
+    }
+
+    fn queued_task(&self, e: &Engine, tid: Tid, flags: u64) -> QueuedTask {
+        let t = &e.tasks[tid];
+        let x = &self.tasks[tid];
+        QueuedTask {
+            pid: PID_BASE + tid as Pid,
+            comm: t.comm,
+            prev_cpu: Cpu(t.prev_cpu),
+            nr_cpus_allowed: t.nr_allowed,
+            flags,
+            weight: t.weight,
+            vtime: x.dsq_vtime,
+            last_run_ns: t.last_run_ns,
+            run_since_sleep_ns: t.run_since_sleep_ns,
+            nvcsw: t.nvcsw,
+            sum_exec_runtime_ns: t.sum_exec_ns,
+            generation: x.generation,
+        }
+    }
+}
+
+impl schedkit_core::Backend for Machine<SchedExt> {
+    fn now_ns(&self) -> u64 {
+        self.engine.now
+    }
+
+    fn nr_cpus(&self) -> u32 {
+        self.engine.cpus.len() as u32
+    }
+
+    fn drain(&mut self, out: &mut Vec<TaskEvent>) -> Result<usize, BackendError> {
+        let (e, s) = (&mut self.engine, &mut self.model);
+        let mut n = 0;
+        for pid in s.exits.drain(..) {
+            out.push(TaskEvent::Exited(pid));
+            n += 1;
+        }
+        while let Some((tid, flags)) = s.ring.pop_front() {
+            e.set_state(tid, State::Held);
+            out.push(TaskEvent::Queued(s.queued_task(e, tid, flags)));
+            n += 1;
+        }
+        s.work_this_step += n as u64;
+        Ok(n)
+    }
+
+    fn nr_queued(&self) -> u64 {
+        // As on the kernel: on their way to the policy, or dispatched and not running.
+        let s = &self.model;
+        let in_dsqs: usize = s.shared.len() + s.cpus.iter().map(|c| c.local.len()).sum::<usize>();
+        (s.ring.len() + in_dsqs) as u64
+    }
+
+    fn select_idle_cpu(&mut self, task: &QueuedTask) -> Option<Cpu> {
+        let tid = usize::try_from(task.pid - PID_BASE).ok()?;
+        let t = self.engine.tasks.get(tid)?;
+        let prev = t.prev_cpu;
+        let n = self.engine.cpus.len() as u32;
+        let cpu = (0..n)
+            .map(|i| (prev + i) % n)
+            .find(|&c| t.may_run_on(c) && self.model.cpu_is_idle(&self.engine, c))?;
+        self.model.cpus[cpu as usize].claimed = true;
+        Some(Cpu(cpu))
+    }
+
+    fn dispatch(&mut self, decision: &Decision) -> Result<(), BackendError> {
+        let s = &mut self.model;
+        if s.pending.len() >= DISPATCH_RING_CAPACITY {
+            return Err(BackendError::Full);
+        }
+        s.pending.push(*decision);
+        s.work_this_step += 1;
+        s.decisions += 1;
+        Ok(())
+    }
+
+    fn step_done(&mut self, nr_held: u64) {
+        let (e, s) = (&mut self.engine, &mut self.model);
+        s.held = nr_held;
+        s.steps += 1;
+        s.sched_ready = false;
+        let cost = e.cfg.step_cost_ns + e.cfg.per_task_cost_ns * s.work_this_step;
+        s.work_this_step = 0;
+        if let Sched::Running(_) = s.sched {
+            s.sched_until_ns = s.sched_until_ns.max(e.now) + cost;
+            s.sched_epoch += 1;
+            let (t, epoch) = (s.sched_until_ns, s.sched_epoch);
+            e.push(t, Ev::SchedDone { epoch });
+        }
+    }
+
+    fn wait(&mut self) -> Result<(), BackendError> {
+        while self.engine.exit.is_none() && !self.model.sched_ready {
+            self.process_next();
+        }
+        Ok(())
+    }
+
+    fn exit_info(&mut self) -> Option<ExitInfo> {
+        self.engine.exit.clone()
+    }
+
+    fn counters(&self) -> Counters {
+        let s = &self.model;
+        let mut c = s.counters;
+        c.nr_queued = s.ring.len() as u64;
+        c.nr_held = s.held;
+        c.nr_running = self
+            .engine
+            .cpus
+            .iter()
+            .filter(|c| matches!(c.cur, Cur::Task(_)))
+            .count() as u64;
+        c
+    }
+
+    fn scheduler_cpu_ns(&self) -> u64 {
+        // Accounted up to the scheduler's last switch; its step in progress, if any,
+        // counts when it ends.
+        self.engine.cpus.iter().map(|c| c.sched_ns).sum()
+    }
+}
