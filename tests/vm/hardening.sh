@@ -236,9 +236,12 @@ test_more_than_8192_tasks() {
 import threading, time
 threading.stack_size(65536)
 n = 9000
-ts = [threading.Thread(target=time.sleep, args=(8,)) for _ in range(n)]
+go = threading.Event()
+ts = [threading.Thread(target=go.wait) for _ in range(n)]
 for t in ts:
     t.start()
+time.sleep(3)  # all alive and asleep: the statistics line sees them
+go.set()
 for t in ts:
     t.join()
 print("joined", n)' 2>&1); rc=$?
@@ -256,15 +259,19 @@ print("joined", n)' 2>&1); rc=$?
     check "SIGINT exits 0" [ $? -eq 0 ]
 }
 
-# A ring to user space of 4 KiB (about 40 tasks): under the stress mix it fills, and
-# the dispatcher queues what does not fit itself (counted as congestion) instead of
-# stalling anyone.
+# A ring to user space of 4 KiB (about 34 tasks): hackbench's 160 tasks with the stress
+# mix fill it, and the dispatcher queues what does not fit itself (counted as
+# congestion) instead of stalling anyone.
 test_tiny_ring_congestion_without_a_stall() {
     local log=$LOGS/tiny-ring.log
     SCHEDKIT_RING_KIB=4 start_scheduler "$log" rustland --stats 1
     check "rustland attaches with a 4 KiB ring" [ "$(state)" = enabled ]
     stress-ng --aggressive -M -c 4 -f 4 --affinity 4 --affinity-delay 1 --affinity-pin \
-        -t 20 --temp-path /tmp >"$LOGS/tiny-ring-stress.log" 2>&1
+        -t 20 --temp-path /tmp >"$LOGS/tiny-ring-stress.log" 2>&1 &
+    local stress=$!
+    timeout 300 hackbench -g 4 -l 200 -T >"$LOGS/tiny-ring-hackbench.log" 2>&1
+    check "hackbench completed" [ $? -eq 0 ]
+    wait $stress
     check "stress-ng completed" [ $? -eq 0 ]
     sleep 2
     local congestion; congestion=$(last_stat "$log" 'congestion ([0-9]+)')
