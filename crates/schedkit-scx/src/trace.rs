@@ -821,7 +821,7 @@ impl Converter {
             };
             if p.ts < self.last_out_ts {
                 self.late += 1;
-                set_ts(&mut p.ev, self.last_out_ts);
+                p.ev.set_ts_ns(self.last_out_ts);
             } else {
                 self.last_out_ts = p.ts;
             }
@@ -829,20 +829,6 @@ impl Converter {
             sink.event(&p.ev)?;
         }
         Ok(())
-    }
-}
-
-fn set_ts(ev: &mut Event, t: u64) {
-    match ev {
-        Event::Thread { ts_ns, .. }
-        | Event::Switch { ts_ns, .. }
-        | Event::Wakeup { ts_ns, .. }
-        | Event::Migrate { ts_ns, .. }
-        | Event::Exit { ts_ns, .. }
-        | Event::Enqueued { ts_ns, .. }
-        | Event::Decision { ts_ns, .. }
-        | Event::Counter { ts_ns, .. }
-        | Event::Lost { ts_ns, .. } => *ts_ns = t,
     }
 }
 

@@ -147,6 +147,21 @@ impl Event {
             | Event::Lost { ts_ns, .. } => ts_ns,
         }
     }
+
+    /// Moves the event to time `t` (a late event sent with the time of the one before).
+    pub fn set_ts_ns(&mut self, t: u64) {
+        match self {
+            Event::Thread { ts_ns, .. }
+            | Event::Switch { ts_ns, .. }
+            | Event::Wakeup { ts_ns, .. }
+            | Event::Migrate { ts_ns, .. }
+            | Event::Exit { ts_ns, .. }
+            | Event::Enqueued { ts_ns, .. }
+            | Event::Decision { ts_ns, .. }
+            | Event::Counter { ts_ns, .. }
+            | Event::Lost { ts_ns, .. } => *ts_ns = t,
+        }
+    }
 }
 
 /// A stretch of time one thread ran on one CPU: what a timeline draws, read back
