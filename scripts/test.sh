@@ -6,7 +6,7 @@
 # smoke run. Exits non-zero if anything fails.
 #
 # SKIP_VM=1 skips the VM tests (for a quick loop on the host); SOAK_S=N shortens the
-# soak (default 600 s).
+# soak (default 300 s).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,8 +27,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "unit and integration tests"
 cargo test --workspace --locked
 
-step "release build"
-cargo build --release --locked -p schedkit
+step "release build (and the spread example the hardening tests run)"
+cargo build --release --locked -p schedkit --bin schedkit --example spread
 
 step "a new user's crate: schedkit new, cargo test, cargo build --release, sim"
 # The crate shares the checkout's target directory: the schedkit crates it depends
@@ -48,8 +48,8 @@ scripts/vm.sh env NEW_POLICY_BIN="$(cat target/new-crate/bin-path)" \
 step "VM tests: hardening (a boot of its own: it checks the boot's whole dmesg)"
 scripts/vm.sh bash tests/vm/hardening.sh
 
-step "VM soak: rustland for ${SOAK_S:-600} s under a rotating load (SOAK_S shortens it)"
-scripts/vm.sh env SOAK_S="${SOAK_S:-600}" bash tests/vm/soak.sh
+step "VM soak: rustland for ${SOAK_S:-300} s under a rotating load (SOAK_S shortens it)"
+scripts/vm.sh env SOAK_S="${SOAK_S:-300}" bash tests/vm/soak.sh
 
 if [ -x tests/bench-smoke.sh ]; then
     step "benchmark smoke run"

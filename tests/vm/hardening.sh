@@ -304,7 +304,44 @@ PY
     check "still attached" [ "$(state)" = enabled ]
 }
 
-tests=${VM_TESTS:-"test_sigstop_under_load_degrades_and_resumes test_terminal_stop_signals_are_ignored test_attaches_with_a_cpu_offline_then_restarts_when_it_comes_back test_pinned_to_one_cpu test_sigterm_and_sighup_exit_0_and_remove_the_socket test_socket_hygiene test_cli_bounds test_pid_reuse_with_fork_storms test_more_than_8192_tasks test_tiny_ring_congestion_without_a_stall test_partial_with_ext_and_fair_tasks"}
+# A policy that names every possible CPU in turn (the `spread` example, see
+# crates/schedkit/examples/spread.rs), with CPU 1 offline and then with tasks pinned
+# to CPU 0: each decision the dispatcher cannot honour is bounced to the shared queue
+# and counted, and nothing waits on a CPU that will never run it.
+test_policy_naming_offline_and_disallowed_cpus() {
+    local log=$LOGS/spread.log gap=$LOGS/spread-gap.txt cpu1=/sys/devices/system/cpu/cpu1/online
+    local spread=${SPREAD_BIN:-$ROOT/target/release/examples/spread}
+    check "the spread example is built" [ -x "$spread" ]
+    echo 0 >$cpu1
+    SCHEDKIT=$spread check "spread attaches with cpu1 offline" start_scheduler "$log" spread --stats 1
+    stress-ng -c 4 -t 6 --temp-path /tmp >"$LOGS/spread-stress.log" 2>&1 &
+    local stress=$!
+    sleep 1
+    sleeper 4 "$gap"
+    wait $stress
+    check "stress-ng completed with cpu1 offline" [ $? -eq 0 ]
+    check_worst_gap "$gap"
+    sleep 2
+    check "attached with cpu1 offline" [ "$(state)" = enabled ]
+    local bounced; bounced=$(last_stat "$log" 'bounced ([0-9]+)')
+    echo "    decisions bounced with cpu1 offline: ${bounced:-?} (user dispatches $(user_dispatches "$log"))"
+    check "decisions for the offline CPU were bounced" [ "${bounced:-0}" -gt 0 ]
+    echo 1 >$cpu1
+    check_reattached "$log"
+    local before; before=$(last_stat "$log" 'bounced ([0-9]+)')
+    taskset -c 0 stress-ng -c 2 -t 4 --temp-path /tmp >"$LOGS/spread-pinned.log" 2>&1
+    check "stress-ng pinned to CPU 0 completed" [ $? -eq 0 ]
+    sleep 2
+    local after; after=$(last_stat "$log" 'bounced ([0-9]+)')
+    echo "    bounced after the re-attach: ${before:-?} then ${after:-?} with tasks pinned to CPU 0"
+    check "decisions for a CPU the task may not use were bounced" [ "${after:-0}" -gt 0 ]
+    check "still attached" [ "$(state)" = enabled ]
+    kill -INT $SCHED_PID; wait $SCHED_PID
+    check "SIGINT exits 0" [ $? -eq 0 ]
+    check "dmesg has no BUG, WARNING or stall" dmesg_clean
+}
+
+tests=${VM_TESTS:-"test_sigstop_under_load_degrades_and_resumes test_terminal_stop_signals_are_ignored test_attaches_with_a_cpu_offline_then_restarts_when_it_comes_back test_pinned_to_one_cpu test_sigterm_and_sighup_exit_0_and_remove_the_socket test_socket_hygiene test_cli_bounds test_pid_reuse_with_fork_storms test_more_than_8192_tasks test_tiny_ring_congestion_without_a_stall test_partial_with_ext_and_fair_tasks test_policy_naming_offline_and_disallowed_cpus"}
 echo "kernel $(uname -r), $(nproc) CPUs, sched_ext state $(state)"
 for t in $tests; do run_test "$t"; done
 summary

@@ -69,10 +69,11 @@ start_scheduler() {
 
 # Stops every schedkit process: SIGINT, then SIGKILL after a minute; waits for the
 # kernel to go back to its default scheduler.
-# (schedkit, and a binary made by `schedkit new` if NEW_POLICY_BIN names one).
+# (schedkit, the spread example, and a binary made by `schedkit new` if NEW_POLICY_BIN
+# names one).
 stop_all() {
-    local names=schedkit
-    [ -n "${NEW_POLICY_BIN:-}" ] && names="schedkit|$(basename "$NEW_POLICY_BIN")"
+    local names="schedkit|spread"
+    [ -n "${NEW_POLICY_BIN:-}" ] && names="$names|$(basename "$NEW_POLICY_BIN")"
     pkill -INT -x "$names" 2>/dev/null
     local i
     for ((i = 0; i < 600; i++)); do

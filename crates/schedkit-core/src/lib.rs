@@ -59,7 +59,10 @@ impl<'a> Context<'a> {
         self.backend.now_ns()
     }
 
-    /// Number of possible CPUs.
+    /// CPUs a decision may name: every online CPU is below this number. On the kernel
+    /// it is one more than the highest CPU online at attach (a CPU going on- or
+    /// offline restarts the scheduler); an offline CPU below it can still be named,
+    /// and the dispatcher then sends the task to any CPU instead (a bounce).
     pub fn nr_cpus(&self) -> u32 {
         self.backend.nr_cpus()
     }
