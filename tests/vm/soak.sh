@@ -50,10 +50,12 @@ load_round() { # load_round N
 test_soak() {
     local log=$LOGS/soak.log
     check "rustland attaches" start_scheduler "$log" rustland --stats 5
-    local start=$SECONDS round=0 rss0="" rss ejected=0
+    local start=$SECONDS round=0 rss0="" rss ejected=0 cycles=0
     while ((SECONDS - start < SOAK_S)); do
         load_round $round
         round=$((round + 1))
+        [ "${SOAK_HOTPLUG:-1}" = 1 ] && [ -w /sys/devices/system/cpu/cpu1/online ] &&
+            cycles=$((cycles + 1))
         wait_state enabled 120 || { ejected=1; break; }
         kill -0 $SCHED_PID 2>/dev/null || { ejected=1; break; }
         rss=$(rss_kib $SCHED_PID)
@@ -63,6 +65,9 @@ test_soak() {
         echo "    round $round at $((SECONDS - start)) s: RSS ${rss} KiB, state $(state)"
     done
     check "no ejection over $round rounds" [ $ejected -eq 0 ]
+    if [ "${SOAK_HOTPLUG:-1}" = 1 ] && ((SOAK_S >= 300)); then
+        check "at least 5 hotplug cycles (got $cycles)" [ $cycles -ge 5 ]
+    fi
     check "the scheduler never said it was ejected" bash -c "! grep -q 'ejected' '$log'"
     echo "    RSS after the first round ${rss0:-?} KiB, at the end ${rss:-?} KiB"
     check "RSS stayed within 1 MiB" [ $(( ${rss:-0} - ${rss0:-0} )) -le 1024 ]
