@@ -247,6 +247,9 @@ for t in ts:
 print("joined", n)' 2>&1); rc=$?
     echo "    $out (exit $rc)"
     check "9000 threads started, slept and joined" [ $rc -eq 0 ]
+    if [ $rc -ne 0 ]; then # what kept the machine busy meanwhile
+        ps -eo pid,stat,pcpu,nlwp,comm --sort=-pcpu | head -n 8 | sed 's/^/    ps| /'
+    fi
     sleep 2
     local most; most=$(grep -oE 'tasks [0-9]+' "$log" | awk '{ if ($2 > m) m = $2 } END { print m + 0 }')
     echo "    most tasks the policy held at once: $most"

@@ -111,6 +111,10 @@ pub struct StatsServer {
     path: Option<PathBuf>,
 }
 
+/// Stack of the statistics threads: they format one line at a time, and every byte of
+/// their stacks is locked in memory while the scheduler runs.
+const STATS_THREAD_STACK: usize = 128 << 10;
+
 impl StatsServer {
     /// Starts the printer (if `print_every` is given) and the socket server. A socket
     /// that cannot be served is reported once and otherwise ignored: statistics are not
@@ -121,6 +125,7 @@ impl StatsServer {
             let shared = Arc::clone(&latest);
             let spawned = std::thread::Builder::new()
                 .name("schedkit-print".into())
+                .stack_size(STATS_THREAD_STACK)
                 .spawn(move || loop {
                     // First use of stderr and of the formatter, before memory is locked.
                     let _ = std::hint::black_box(std::io::stderr().lock());
@@ -159,6 +164,7 @@ impl StatsServer {
             bound.with_context(|| format!("cannot serve statistics on {}", path.display()))?;
         std::thread::Builder::new()
             .name("schedkit-stats".into())
+            .stack_size(STATS_THREAD_STACK)
             .spawn(move || {
                 for mut conn in listener.incoming().flatten() {
                     let sample = *latest.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -69,19 +69,39 @@ impl RunOutcome {
     }
 }
 
-/// Set by Ctrl-C and SIGTERM; the handler can be installed once per process, so
-/// every [`run`] shares it.
-pub(crate) fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
-    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    if let Some(s) = STOP.get() {
-        s.store(false, Ordering::Relaxed);
-        return Ok(Arc::clone(s));
+/// Set by SIGINT (Ctrl-C), SIGTERM and SIGHUP.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // An atomic store is all a signal handler may safely do here.
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// The flag SIGINT, SIGTERM and SIGHUP set, cleared for a new [`run`]. The handlers
+/// are plain signal handlers, not a thread waiting for signals: every thread of the
+/// scheduler has its stack locked in memory, and a stop needs none.
+pub(crate) fn stop_flag() -> anyhow::Result<&'static AtomicBool> {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    STOP.store(false, Ordering::Relaxed);
+    if INSTALLED.get().is_none() {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: a zeroed sigaction is valid; the handler only stores to an atomic,
+            // which is async-signal-safe; SA_RESTART keeps other blocking calls going.
+            let rc = unsafe {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as usize;
+                act.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut act.sa_mask);
+                libc::sigaction(sig, &act, std::ptr::null_mut())
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error())
+                    .context("cannot install the handler for Ctrl-C and SIGTERM");
+            }
+        }
+        let _ = INSTALLED.set(());
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler = Arc::clone(&stop);
-    ctrlc::set_handler(move || handler.store(true, Ordering::Relaxed))
-        .context("cannot install the Ctrl-C handler")?;
-    Ok(Arc::clone(STOP.get_or_init(|| stop)))
+    Ok(&STOP)
 }
 
 /// Runs a policy as the machine's scheduler until Ctrl-C or SIGTERM (then detaches
@@ -128,7 +148,7 @@ where
         }
         None => None,
     };
-    let outcome = attach_and_run(&mut make, policy, &stop, opts);
+    let outcome = attach_and_run(&mut make, policy, stop, opts);
     if let Some(trace) = trace {
         trace.finish()?;
     }
