@@ -206,10 +206,10 @@ cyclic_figures() {
 
 # --- traced runs (--trace) ---------------------------------------------------------------
 # traced_runs LABEL OPS PID: every scenario once under `schedkit trace` (a trace and its
-# timeline SVG in traces/), then hackbench and the headline scenario RUNS times each
-# traced, as "NAME+trace", to set against their untraced runs: what recording costs.
+# timeline SVG in traces/). What recording costs is measured in the main loop instead
+# (traced_pair), each traced run right after its untraced twin.
 traced_runs() {
-    local label=$1 op=$2 pid=$3 s name run
+    local label=$1 op=$2 pid=$3 s name
     mkdir -p "$out/traces"
     for s in "${scenarios[@]}"; do
         name=$(basename "$s" .toml)
@@ -218,16 +218,20 @@ traced_runs() {
         "$SCHEDKIT" timeline "$out/traces/$label-$name.pftrace" -o "$out/traces/$label-$name.svg" \
             >>"$logs/timelines.txt" 2>&1 || echo "    no timeline for $label-$name (see logs/timelines.txt)" >&2
     done
-    for ((run = 2; run <= runs; run++)); do
-        name_path=${scenarios[0]}
-        name=$(basename "$name_path" .toml)
-        TRACE_TO=$logs/$label-$name-trace-$run.pftrace measure "$label" "$op" $pid workload "$name+trace" $run || return 1
-        rm -f "$logs/$label-$name-trace-$run.pftrace"
-    done
-    for ((run = 1; run <= runs; run++)); do
-        TRACE_TO=$logs/$label-hackbench-trace-$run.pftrace measure "$label" "$op" $pid hackbench "hackbench+trace" $run || return 1
-        rm -f "$logs/$label-hackbench-trace-$run.pftrace"
-    done
+}
+
+# traced_pair LABEL OPS PID KIND NAME RUN: with --trace, the run NAME+trace of KIND
+# (hackbench, or the workload in name_path) recorded by `schedkit trace`, right after
+# its untraced twin: traced and untraced runs alternate, so a drift of the machine over
+# the benchmark does not pass for the cost of recording (they used to run in two
+# blocks). The trace itself is thrown away.
+traced_pair() {
+    local label=$1 op=$2 pid=$3 kind=$4 name=$5 run=$6
+    [ $trace = 1 ] || return 0
+    # The first scenario's run 1 is the one traced_runs keeps.
+    [ "$kind" = workload ] && [ $run = 1 ] && return 0
+    TRACE_TO=$logs/$label-$name-trace-$run.pftrace measure "$label" "$op" $pid "$kind" "$name+trace" $run || return 1
+    rm -f "$logs/$label-$name-trace-$run.pftrace"
 }
 
 # --- one scheduler --------------------------------------------------------------------
@@ -271,8 +275,12 @@ bench_scheduler() { # bench_scheduler LABEL COMMAND...
             for s in "${scenarios[@]}"; do
                 name_path=$s
                 measure "$label" "$op" $pid workload "$(basename "$s" .toml)" $run || { ok=false; break 2; }
+                if [ "$s" = "${scenarios[0]}" ]; then
+                    traced_pair "$label" "$op" $pid workload "$(basename "$s" .toml)" $run || { ok=false; break 2; }
+                fi
             done
             measure "$label" "$op" $pid hackbench hackbench $run || { ok=false; break; }
+            traced_pair "$label" "$op" $pid hackbench hackbench $run || { ok=false; break; }
             measure "$label" "$op" $pid pipe pipe $run || { ok=false; break; }
             measure "$label" "$op" $pid cyclictest cyclictest $run || { ok=false; break; }
         done
