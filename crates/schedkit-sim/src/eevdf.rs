@@ -40,9 +40,10 @@
 //! share 50/50/100 rather than migrating towards 67/67/67); delayed dequeue itself
 //! (approximated as above); `sched_yield`, custom slices
 //! (`sched_attr.sched_runtime`), cgroups and bandwidth control, SCHED_IDLE and the
-//! real-time classes; the high-resolution tick; the cost of context switches and
-//! migrations (both zero here, as the user-space scheduler's decisions are the only
-//! modelled overhead); wake-affine placement near the waker.
+//! real-time classes; the high-resolution tick; wake-affine placement near the waker.
+//! Context switches, migrations and process creation cost what the machine's
+//! profile says (`SimConfig::context_switch_ns` and the like), paid by the task
+//! switched in, as under sched_ext.
 
 use schedkit_core::{ExitInfo, ENQ_WAKEUP};
 

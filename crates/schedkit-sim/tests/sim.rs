@@ -833,3 +833,93 @@ work_ms = 1
     let out = run(&sim(2), "eevdf");
     assert_eq!(out.report.group("make").unwrap().tasks, 128);
 }
+
+#[test]
+fn context_switch_cost_slows_round_trips_under_eevdf_and_sched_ext() {
+    let text = r#"
+name = "pingpong"
+duration_s = 0.5
+[[group]]
+name = "pp"
+kind = "pingpong"
+work_us = 20
+"#;
+    let trips = |cs: u64, scheduler: &str| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                context_switch_ns: cs,
+                ..cfg(1)
+            },
+        );
+        let s = if scheduler == "eevdf" {
+            Scheduler::Eevdf
+        } else {
+            Scheduler::Policy(policy(scheduler))
+        };
+        let out = sim.run_scheduler(s).unwrap();
+        // The switch is paid inside the tasks' CPU time: nothing is lost.
+        let cpu = &out.sim.cpus[0];
+        assert_eq!(cpu.task_ns + cpu.scheduler_ns + cpu.idle_ns, 500_000_000);
+        out.report
+            .group("pp")
+            .unwrap()
+            .pingpong
+            .clone()
+            .unwrap()
+            .round_trips
+    };
+    for scheduler in ["eevdf", "fifo"] {
+        let free = trips(0, scheduler);
+        let dear = trips(20_000, scheduler);
+        // Each message costs 20 us of work; a 20 us switch per message halves the rate
+        // at least (fifo also pays for the scheduler's switches).
+        assert!(dear * 2 <= free + 2, "{scheduler}: {dear} vs {free}");
+        assert!(dear > 0, "{scheduler}");
+    }
+}
+
+#[test]
+fn process_creation_cost_is_charged_to_each_job() {
+    let text = r#"
+name = "jobs"
+duration_s = 1
+seed = 1
+[[group]]
+name = "build"
+kind = "jobs"
+parallel = 1
+work_ms = 10
+"#;
+    let run = |spawn_ns: u64| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                process_spawn_ns: spawn_ns,
+                ..cfg(1)
+            },
+        );
+        sim.run_eevdf()
+            .unwrap()
+            .report
+            .group("build")
+            .unwrap()
+            .clone()
+    };
+    let free = run(0).jobs.unwrap();
+    let dear = run(10_000_000).jobs.unwrap();
+    // 10 ms of work per job, then 20 ms with the process's creation: half the jobs.
+    assert!((99..=100).contains(&free.completed), "{free:?}");
+    assert!((49..=50).contains(&dear.completed), "{dear:?}");
+}
+
+#[test]
+fn simulated_runs_with_the_vm_profile_are_deterministic() {
+    let cfg = SimConfig::from_profile(&schedkit_sim::MachineProfile::vm_default());
+    let sim = Simulation::new(spec(MIX), cfg);
+    for name in ["eevdf", "fifo", "rustland"] {
+        let a = run(&sim, name);
+        let b = run(&sim, name);
+        assert_eq!(a.to_json(), b.to_json(), "{name}");
+    }
+}

@@ -75,7 +75,8 @@ impl Engine {
     /// `tid` was just put on a CPU: the work of a frame starts (late, maybe), or the
     /// reply a ping-pong initiator waited for arrives.
     pub(super) fn workload_on_cpu(&mut self, tid: Tid) {
-        let now = self.now;
+        // The task's own code runs once the switch is paid for.
+        let now = self.now + self.tasks[tid].overhead_ns;
         let t = &mut self.tasks[tid];
         let g = t.group;
         match &mut t.role {
@@ -268,6 +269,9 @@ impl<S: SchedulerModel> Machine<S> {
             last_run_ns: 0,
             run_since_sleep_ns: 0,
             run_start_ns: 0,
+            overhead_ns: 0,
+            spawn_cost_ns: 0,
+            has_run: false,
         });
         self.model.task_added(tid);
         tid
@@ -285,6 +289,7 @@ impl<S: SchedulerModel> Machine<S> {
         let nice = gs.nice;
         let now = self.engine.now;
         let t = self.new_task(g, name, nice, Role::Job { spawned_ns: now }, w);
+        self.engine.tasks[t].spawn_cost_ns = self.engine.cfg.process_spawn_ns;
         self.model.make_runnable(&mut self.engine, t, 0);
     }
 
@@ -402,7 +407,7 @@ impl<S: SchedulerModel> Machine<S> {
         // The models' per-task state (the slice used so far, the EEVDF runqueue and
         // vruntime) stays as it is: it is still the same dispatch, the same running
         // task.
-        self.engine.run_task(cpu, tid);
+        self.engine.run_task_with(cpu, tid, false);
     }
 
     /// `tid`, just taken off `cpu`, goes to sleep (or exits).
