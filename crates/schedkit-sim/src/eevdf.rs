@@ -21,7 +21,10 @@
 //!   CPU until it uses its slice or stops being eligible.
 //! - **Wake-up preemption**: a waking task preempts the running one when it would be
 //!   picked now (run to parity permitting), and a wake-up finds a running task's
-//!   exhausted slice at once rather than at the next tick.
+//!   exhausted slice at once rather than at the next tick. Under the lazy preemption
+//!   model (`SimConfig::preempt_lazy`, the default of kernels built with
+//!   CONFIG_PREEMPT_LAZY, such as the VM's) that preemption waits for the next tick,
+//!   as it does for a task running in user space.
 //! - **Lag across sleep and migration**: a task keeps its lag (clamped to the kernel's
 //!   limit of max(2 slices, 1 tick) in virtual time) when it sleeps and when it moves to
 //!   another CPU; on return it is placed at `V - lag`, scaled for the load it joins.
@@ -134,6 +137,10 @@ pub(crate) struct Eevdf {
     hz: u32,
     /// [`SimConfig::run_to_parity`].
     run_to_parity: bool,
+    /// [`SimConfig::preempt_lazy`].
+    lazy: bool,
+    /// Per CPU: a wake-up asked for a lazy reschedule, done at the next tick.
+    resched_at_tick: Vec<bool>,
 }
 
 impl SchedulerModel for Eevdf {
@@ -144,6 +151,8 @@ impl SchedulerModel for Eevdf {
             base_slice_cfg_ns: cfg.eevdf_base_slice_ns,
             hz: cfg.hz,
             run_to_parity: cfg.run_to_parity,
+            lazy: cfg.preempt_lazy,
+            resched_at_tick: vec![false; cfg.nr_cpus as usize],
         }
     }
 
@@ -164,11 +173,18 @@ impl SchedulerModel for Eevdf {
                 self.update_curr(e, cpu);
                 let vslice = self.vslice(e, curr);
                 let et = &mut self.tasks[curr];
-                if et.v >= et.deadline {
+                let preempt = if et.v >= et.deadline {
                     et.deadline = et.v + vslice;
                     et.protect = false;
-                    self.resched(e, cpu);
-                } else if self.pick(e, cpu) == Some(tid) {
+                    true
+                } else {
+                    self.pick(e, cpu) == Some(tid)
+                };
+                if preempt && self.lazy {
+                    // PREEMPT_LAZY: the fair class only asks for a lazy reschedule,
+                    // which a task running in user space honours at the next tick.
+                    self.resched_at_tick[cpu as usize] = true;
+                } else if preempt {
                     self.resched(e, cpu);
                 }
             }
@@ -211,6 +227,12 @@ impl SchedulerModel for Eevdf {
 
     fn tick(&mut self, e: &mut Engine) -> Option<ExitInfo> {
         let n = e.cpus.len() as u32;
+        for cpu in 0..n {
+            if std::mem::take(&mut self.resched_at_tick[cpu as usize]) {
+                self.update_curr(e, cpu);
+                self.resched(e, cpu);
+            }
+        }
         for cpu in 0..n {
             let Some(curr) = self.rqs[cpu as usize].curr else {
                 continue;

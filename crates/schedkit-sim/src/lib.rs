@@ -113,6 +113,9 @@ pub struct SimConfig {
     pub eevdf_base_slice_ns: u64,
     /// EEVDF's RUN_TO_PARITY feature (on in the kernel).
     pub run_to_parity: bool,
+    /// The kernel's lazy preemption model (CONFIG_PREEMPT_LAZY): EEVDF's wake-up
+    /// preemption takes effect at the next tick. sched_ext kicks CPUs at once either way.
+    pub preempt_lazy: bool,
     /// Record a timeline (see [`Trace`]).
     pub trace: bool,
     /// Show a progress bar on stderr for runs longer than a second, if it is a
@@ -136,6 +139,7 @@ impl Default for SimConfig {
             kernel_fast_path: true,
             eevdf_base_slice_ns: 750_000,
             run_to_parity: true,
+            preempt_lazy: false,
             trace: false,
             progress: false,
         }

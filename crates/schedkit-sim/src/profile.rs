@@ -74,6 +74,10 @@ pub struct MachineProfile {
     /// The user-space scheduler's CPU time per task it handles (drained, decided and
     /// sent), ns: what `schedkit monitor` shows as the trip cost.
     pub per_task_ns: u64,
+    /// The kernel's preemption model is lazy (CONFIG_PREEMPT_LAZY): the fair class's
+    /// wake-up preemption waits for the next tick.
+    #[serde(default)]
+    pub preempt_lazy: bool,
 }
 
 /// A profile that cannot be used, as one sentence naming the file.
@@ -201,6 +205,11 @@ impl MachineProfile {
             let _ = writeln!(s, "# {doc}");
             let _ = writeln!(s, "{k} = {v}");
         }
+        let _ = writeln!(
+            s,
+            "# CONFIG_PREEMPT_LAZY: EEVDF's wake-up preemption waits for the next tick"
+        );
+        let _ = writeln!(s, "preempt_lazy = {}", self.preempt_lazy);
         s
     }
 }
@@ -218,6 +227,7 @@ impl SimConfig {
             process_spawn_ns: profile.process_spawn_ns,
             step_cost_ns: profile.sched_wakeup_ns,
             per_task_cost_ns: profile.per_task_ns / 2,
+            preempt_lazy: profile.preempt_lazy,
             ..SimConfig::default()
         }
     }
