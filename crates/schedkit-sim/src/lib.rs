@@ -104,6 +104,9 @@ pub struct SimConfig {
     pub context_switch_ns: u64,
     /// Extra CPU time when a task is switched in on another CPU than it last ran on, ns.
     pub migration_ns: u64,
+    /// Extra CPU time when a switch changes address space (the CPU last ran another
+    /// process: a job, the executor, the user-space scheduler), ns.
+    pub mm_switch_ns: u64,
     /// CPU time to create and reap a job's process, charged to the job, ns.
     pub process_spawn_ns: u64,
     /// The dispatcher's fast path: a waking task whose previous CPU is idle while
@@ -135,6 +138,7 @@ impl Default for SimConfig {
             hz: 250,
             context_switch_ns: 0,
             migration_ns: 0,
+            mm_switch_ns: 0,
             process_spawn_ns: 0,
             kernel_fast_path: true,
             eevdf_base_slice_ns: 750_000,

@@ -64,6 +64,11 @@ pub struct MachineProfile {
     /// Extra CPU time when the task switched in last ran on another CPU, ns.
     #[serde(default)]
     pub migration_ns: u64,
+    /// Extra CPU time when a switch goes to another process (another address space)
+    /// rather than another thread of the same one, ns. Large under TCG, which empties
+    /// its emulated TLB at every address-space change.
+    #[serde(default)]
+    pub mm_switch_ns: u64,
     /// CPU time to create and reap a job's process (fork, exit, wait), ns, charged to
     /// the job.
     #[serde(default)]
@@ -144,6 +149,7 @@ impl MachineProfile {
         for (field, v) in [
             ("context_switch_ns", self.context_switch_ns),
             ("migration_ns", self.migration_ns),
+            ("mm_switch_ns", self.mm_switch_ns),
             ("process_spawn_ns", self.process_spawn_ns),
             ("sched_wakeup_ns", self.sched_wakeup_ns),
             ("per_task_ns", self.per_task_ns),
@@ -172,7 +178,7 @@ impl MachineProfile {
         if let Some(d) = &self.description {
             let _ = writeln!(s, "description = {}", q(d));
         }
-        let fields: [(&str, u64, &str); 7] = [
+        let fields: [(&str, u64, &str); 8] = [
             ("cpus", self.cpus as u64, "number of CPUs"),
             ("tick_hz", self.tick_hz as u64, "the kernel's CONFIG_HZ"),
             (
@@ -184,6 +190,11 @@ impl MachineProfile {
                 "migration_ns",
                 self.migration_ns,
                 "extra when the task last ran on another CPU",
+            ),
+            (
+                "mm_switch_ns",
+                self.mm_switch_ns,
+                "extra when the switch goes to another process",
             ),
             (
                 "process_spawn_ns",
@@ -224,6 +235,7 @@ impl SimConfig {
             hz: profile.tick_hz,
             context_switch_ns: profile.context_switch_ns,
             migration_ns: profile.migration_ns,
+            mm_switch_ns: profile.mm_switch_ns,
             process_spawn_ns: profile.process_spawn_ns,
             step_cost_ns: profile.sched_wakeup_ns,
             per_task_cost_ns: profile.per_task_ns / 2,

@@ -923,3 +923,109 @@ fn simulated_runs_with_the_vm_profile_are_deterministic() {
         assert_eq!(a.to_json(), b.to_json(), "{name}");
     }
 }
+
+#[test]
+fn process_creation_cost_is_paid_in_full_even_when_the_job_is_preempted() {
+    // One CPU shared with a hog: each job's first stretch ends at a tick, long before
+    // its 30 ms creation cost is paid; what is left is paid on its next runs.
+    let text = r#"
+name = "jobs and a hog"
+duration_s = 2
+seed = 1
+[[group]]
+name = "build"
+kind = "jobs"
+parallel = 1
+work_ms = 10
+[[group]]
+name = "hog"
+kind = "cpu"
+"#;
+    let run = |spawn_ns: u64| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                process_spawn_ns: spawn_ns,
+                ..cfg(1)
+            },
+        );
+        sim.run_eevdf()
+            .unwrap()
+            .report
+            .group("build")
+            .unwrap()
+            .clone()
+    };
+    let jobs = run(30_000_000);
+    let done = jobs.jobs.unwrap().completed;
+    assert!(done > 0);
+    // Every finished job used its 10 ms of work and its 30 ms of creation.
+    let per_job = jobs.cpu_ns / done;
+    assert!(per_job >= 40_000_000, "{per_job}");
+}
+
+#[test]
+fn switching_between_processes_costs_more_than_between_threads() {
+    // Two jobs' processes take turns on one CPU; with the same total work, an
+    // address-space change at every switch leaves less CPU for the work.
+    let text = r#"
+name = "jobs"
+duration_s = 1
+seed = 1
+[[group]]
+name = "build"
+kind = "jobs"
+parallel = 2
+work_ms = 20
+"#;
+    let done = |mm_switch_ns: u64| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                context_switch_ns: 10_000,
+                mm_switch_ns,
+                ..cfg(1)
+            },
+        );
+        let out = sim.run_eevdf().unwrap();
+        out.report
+            .group("build")
+            .unwrap()
+            .jobs
+            .clone()
+            .unwrap()
+            .completed
+    };
+    assert!(done(1_000_000) < done(0));
+}
+
+#[test]
+fn lazy_preemption_makes_a_waking_task_wait_for_the_tick_under_eevdf() {
+    let text = r#"
+name = "frames and a hog"
+duration_s = 2
+[[group]]
+name = "game"
+kind = "periodic"
+period_ms = 10
+work_ms = 1
+[[group]]
+name = "hog"
+kind = "cpu"
+"#;
+    let p50 = |lazy: bool| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                preempt_lazy: lazy,
+                ..cfg(1)
+            },
+        );
+        let out = sim.run_eevdf().unwrap();
+        let g = out.report.group("game").unwrap().periodic.clone().unwrap();
+        g.start_lateness.p50_ns
+    };
+    let (eager, lazy) = (p50(false), p50(true));
+    assert!(eager < 100_000, "{eager}");
+    assert!(lazy > 500_000 && lazy <= 4_100_000, "{lazy}");
+}

@@ -7,6 +7,8 @@
 //!   through two pipes under the current scheduler (as `perf bench sched pipe`
 //!   does); one message is a write, a wake-up, a switch and a read, which is what the
 //!   simulator charges per switch. Runs unprivileged.
+//! - **a switch between processes**: the same between a forked child and a thread;
+//!   what it takes beyond a thread switch is `mm_switch_ns`. Runs unprivileged.
 //! - **a process's creation**: fork, `_exit` and `waitpid` in a loop, as the workload
 //!   executor's jobs do. Runs unprivileged.
 //! - **the tick** (`CONFIG_HZ`) from the kernel's configuration, when it can be read.
@@ -15,8 +17,9 @@
 //!   reads the scheduler's CPU time (`/proc/PID/task/*/schedstat`) and the tasks it
 //!   handled (its statistics socket) over the same window. The CPU time per task
 //!   handled is `per_task_ns`; what each message took beyond the context switch
-//!   measured before, less one switch to the scheduler and its per-task time, is
-//!   `sched_wakeup_ns`.
+//!   measured before, less a switch to the scheduler's process and back and its
+//!   per-task time, is `sched_wakeup_ns`. The scheduler's CPU time includes its own
+//!   switches, which the simulator charges apart: the trip comes out a little dear.
 //!
 //! Whatever it cannot measure it keeps from the shipped VM profile, and says which and
 //! why in one sentence on stderr.
@@ -161,6 +164,74 @@ pub fn switch_cost(duration: Duration) -> std::io::Result<SwitchCost> {
     })
 }
 
+/// [`switch_cost`] between two processes instead of two threads: a forked child
+/// pinned to the same CPU answers each byte. The difference with [`switch_cost`] is
+/// what changing address space adds to a switch.
+pub fn process_switch_cost(duration: Duration) -> std::io::Result<SwitchCost> {
+    use std::os::fd::AsRawFd;
+    let (a_rx, b_tx) = pipe()?;
+    let (b_rx, a_tx) = pipe()?;
+    let cpu = first_allowed_cpu();
+    // SAFETY: the child calls only sched_setaffinity, read, write and _exit, all
+    // async-signal-safe, so forking a multi-threaded process is sound.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(os_err("fork"));
+    }
+    if pid == 0 {
+        // SAFETY: see above; the descriptors are open in the child.
+        unsafe {
+            if let Some(c) = cpu {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(c, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            }
+            libc::close(a_tx.as_raw_fd());
+            let mut byte = 0u8;
+            let p = &mut byte as *mut u8 as *mut libc::c_void;
+            while libc::read(b_rx.as_raw_fd(), p, 1) == 1 {
+                if libc::write(b_tx.as_raw_fd(), p, 1) != 1 {
+                    break;
+                }
+            }
+            libc::_exit(0);
+        }
+    }
+    drop((b_rx, b_tx));
+    let r = std::thread::scope(|s| {
+        s.spawn(move || -> std::io::Result<(bool, u64, u64)> {
+            let (mut rx, mut tx) = (a_rx, a_tx);
+            let pinned = cpu.is_some_and(pin_to);
+            let mut byte = [0u8; 1];
+            let mut round_trips = 0u64;
+            let t0 = Instant::now();
+            let end = t0 + duration;
+            loop {
+                tx.write_all(&byte)?;
+                rx.read_exact(&mut byte)?;
+                round_trips += 1;
+                if round_trips & 63 == 0 && Instant::now() >= end {
+                    break;
+                }
+            }
+            Ok((pinned, round_trips, t0.elapsed().as_nanos() as u64))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the ping-pong thread panicked")))
+    });
+    // The child sees EOF once the thread's end of the pipe is closed (it was moved
+    // into the thread and dropped there), and exits.
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let (pinned, round_trips, elapsed_ns) = r?;
+    Ok(SwitchCost {
+        messages: 2 * round_trips,
+        elapsed_ns,
+        cpu: if pinned { cpu } else { None },
+    })
+}
+
 /// Forks a child that exits at once and reaps it, in a loop for `duration`; returns
 /// the time per process, ns.
 pub fn spawn_cost(duration: Duration) -> std::io::Result<u64> {
@@ -287,7 +358,12 @@ impl Scheduler {
 
 /// Attaches `policy` in a child `schedkit run`, repeats the ping-pong under it and
 /// derives the trip's costs. `Err` is the reason, as a clause for the sentence.
-fn measure_trip(policy: &str, duration: Duration, base: &SwitchCost) -> Result<Trip, String> {
+fn measure_trip(
+    policy: &str,
+    duration: Duration,
+    base: &SwitchCost,
+    mm_switch_ns: u64,
+) -> Result<Trip, String> {
     schedkit_scx::check_can_attach()
         .map_err(|e| e.to_string().trim_end_matches('.').to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary ({e})"))?;
@@ -352,11 +428,12 @@ fn measure_trip(policy: &str, duration: Duration, base: &SwitchCost) -> Result<T
         ));
     }
     let per_task_ns = cpu1.saturating_sub(cpu0) / tasks;
-    // Each message now also waited for the scheduler: a switch to it, its step and
-    // its work on the task.
+    // Each message now also waited for the scheduler: a switch to its process and
+    // back, its step and its work on the task (as the simulator charges them).
     let extra = switch.per_switch_ns().saturating_sub(base.per_switch_ns());
     let sched_wakeup_ns = extra
         .saturating_sub(base.per_switch_ns())
+        .saturating_sub(2 * mm_switch_ns)
         .saturating_sub(per_task_ns);
     Ok(Trip {
         switch,
@@ -397,6 +474,11 @@ pub fn calibrate(
         .clamp(1, schedkit_sim::profile::MAX_COST_NS);
     p.process_spawn_ns =
         spawn_cost(duration.min(Duration::from_secs(2))).context("cannot measure a fork")?;
+    let procs = process_switch_cost(duration).context("cannot measure a process switch")?;
+    p.mm_switch_ns = procs
+        .per_switch_ns()
+        .saturating_sub(base.per_switch_ns())
+        .min(schedkit_sim::profile::MAX_COST_NS);
     let mut kept = vec!["migration_ns (not measured)".to_string()];
     let hz = kernel_hz();
     match hz {
@@ -414,10 +496,15 @@ pub fn calibrate(
                 None => "(pinning failed)".into(),
             }
         ),
+        format!(
+            "process switch: {} us per message between two processes, against {} us between threads.",
+            procs.per_switch_ns() / 1000,
+            base.per_switch_ns() / 1000
+        ),
     ];
     let trip = match policy {
         None => Err("no policy was given".to_string()),
-        Some(policy) => measure_trip(policy, duration, &base),
+        Some(policy) => measure_trip(policy, duration, &base, p.mm_switch_ns),
     };
     match trip {
         Ok(t) => {
@@ -507,6 +594,16 @@ mod tests {
         assert!(c.per_switch_ns() > 0, "{c:?}");
         // Far less than a tick on any machine that can run the tests.
         assert!(c.per_switch_ns() < 4_000_000, "{c:?}");
+    }
+
+    #[test]
+    fn a_switch_between_processes_is_measured_on_one_cpu() {
+        let c = process_switch_cost(Duration::from_millis(200)).unwrap();
+        assert!(c.messages >= 128, "{c:?}");
+        assert!(
+            c.per_switch_ns() > 0 && c.per_switch_ns() < 4_000_000,
+            "{c:?}"
+        );
     }
 
     #[test]

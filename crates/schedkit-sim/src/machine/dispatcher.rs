@@ -26,7 +26,8 @@
 //!   sync-wakeup or cache-domain placement.
 //! - Decisions reach the queues when the scheduler's step ends, all at once.
 //! - Switching to the user-space scheduler costs a context switch
-//!   ([`SimConfig::context_switch_ns`]) unless it takes its CPU again at once for
+//!   ([`SimConfig::context_switch_ns`], plus [`SimConfig::mm_switch_ns`] as it is a
+//!   process of its own) unless it takes its CPU again at once for
 //!   another step; its steps then cost `step_cost_ns` plus `per_task_cost_ns` per
 //!   task drained and per decision sent. Tasks pay their own switches (see
 //!   `engine`).
@@ -38,7 +39,7 @@ use schedkit_core::{
     ENQ_WAKEUP,
 };
 
-use super::engine::{tick_ns, Cur, Engine, Ev, State, Tid, PID_BASE};
+use super::engine::{tick_ns, Cur, Engine, Ev, Mm, State, Tid, PID_BASE};
 use super::{Machine, ModelStats, SchedulerModel};
 use crate::trace::Record;
 use crate::SimConfig;
@@ -339,9 +340,12 @@ impl SchedExt {
             self.sched_start_ns = now;
             let switch = if self.sched_left == Some((cpu, now)) {
                 0
+            } else if c.mm != Mm::Scheduler {
+                e.cfg.context_switch_ns + e.cfg.mm_switch_ns
             } else {
                 e.cfg.context_switch_ns
             };
+            c.mm = Mm::Scheduler;
             self.sched_until_ns = now + switch;
             return;
         }

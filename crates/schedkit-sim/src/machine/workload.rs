@@ -7,7 +7,7 @@ use schedkit_core::ENQ_WAKEUP;
 use schedkit_workload::report::LatencyRecorder;
 use schedkit_workload::{Kind, Rng, Spec, WorkDist};
 
-use super::engine::{Cur, Engine, Ev, State, Task, Tid};
+use super::engine::{Cur, Engine, Ev, Mm, State, Task, Tid};
 use super::{Machine, SchedulerModel};
 use crate::trace::Record;
 use crate::weights::{kernel_weight, scx_weight};
@@ -271,7 +271,13 @@ impl<S: SchedulerModel> Machine<S> {
             run_start_ns: 0,
             overhead_ns: 0,
             spawn_cost_ns: 0,
+            overhead_spawn_ns: 0,
             has_run: false,
+            mm: if matches!(role, Role::Job { .. }) {
+                Mm::Job(tid)
+            } else {
+                Mm::Executor
+            },
         });
         self.model.task_added(tid);
         tid
