@@ -109,6 +109,10 @@ pub struct SimConfig {
     pub mm_switch_ns: u64,
     /// CPU time to create and reap a job's process, charged to the job, ns.
     pub process_spawn_ns: u64,
+    /// CPU time the parent spends forking each job, ns: when not 0, each job slot is
+    /// a thread of the executor that wakes when its job exits and runs this long
+    /// before the next job starts, as the real executor's slot threads do.
+    pub fork_ns: u64,
     /// The dispatcher's fast path: a waking task whose previous CPU is idle while
     /// nothing else waits runs there without asking user space.
     pub kernel_fast_path: bool,
@@ -140,6 +144,7 @@ impl Default for SimConfig {
             migration_ns: 0,
             mm_switch_ns: 0,
             process_spawn_ns: 0,
+            fork_ns: 0,
             kernel_fast_path: true,
             eevdf_base_slice_ns: 750_000,
             run_to_parity: true,

@@ -69,10 +69,14 @@ pub struct MachineProfile {
     /// its emulated TLB at every address-space change.
     #[serde(default)]
     pub mm_switch_ns: u64,
-    /// CPU time to create and reap a job's process (fork, exit, wait), ns, charged to
-    /// the job.
+    /// CPU time a job's process spends being created and torn down (the child's side
+    /// of fork and exit), ns, charged to the job.
     #[serde(default)]
     pub process_spawn_ns: u64,
+    /// CPU time the parent spends forking each job (the executor's slot thread, a
+    /// task of its own that competes for a CPU before the job can start), ns.
+    #[serde(default)]
+    pub fork_ns: u64,
     /// CPU time of one step of the user-space scheduler beyond the tasks it handles
     /// (being woken, polling its ring, its syscalls), ns.
     pub sched_wakeup_ns: u64,
@@ -151,6 +155,7 @@ impl MachineProfile {
             ("migration_ns", self.migration_ns),
             ("mm_switch_ns", self.mm_switch_ns),
             ("process_spawn_ns", self.process_spawn_ns),
+            ("fork_ns", self.fork_ns),
             ("sched_wakeup_ns", self.sched_wakeup_ns),
             ("per_task_ns", self.per_task_ns),
         ] {
@@ -178,7 +183,7 @@ impl MachineProfile {
         if let Some(d) = &self.description {
             let _ = writeln!(s, "description = {}", q(d));
         }
-        let fields: [(&str, u64, &str); 8] = [
+        let fields: [(&str, u64, &str); 9] = [
             ("cpus", self.cpus as u64, "number of CPUs"),
             ("tick_hz", self.tick_hz as u64, "the kernel's CONFIG_HZ"),
             (
@@ -199,7 +204,12 @@ impl MachineProfile {
             (
                 "process_spawn_ns",
                 self.process_spawn_ns,
-                "CPU time to fork, exit and reap a job's process",
+                "CPU time of a job's process to start and exit (the child's side)",
+            ),
+            (
+                "fork_ns",
+                self.fork_ns,
+                "CPU time of the parent to fork a job (the executor's slot thread)",
             ),
             (
                 "sched_wakeup_ns",
@@ -237,6 +247,7 @@ impl SimConfig {
             migration_ns: profile.migration_ns,
             mm_switch_ns: profile.mm_switch_ns,
             process_spawn_ns: profile.process_spawn_ns,
+            fork_ns: profile.fork_ns,
             step_cost_ns: profile.sched_wakeup_ns,
             per_task_cost_ns: profile.per_task_ns / 2,
             preempt_lazy: profile.preempt_lazy,

@@ -1029,3 +1029,37 @@ kind = "cpu"
     assert!(eager < 100_000, "{eager}");
     assert!(lazy > 500_000 && lazy <= 4_100_000, "{lazy}");
 }
+
+#[test]
+fn forking_costs_the_slot_thread_not_the_job() {
+    // One slot forking 10 ms jobs for 10 ms each: half the jobs, and the jobs' own CPU
+    // time is still their work.
+    let text = r#"
+name = "jobs"
+duration_s = 1
+seed = 1
+[[group]]
+name = "build"
+kind = "jobs"
+parallel = 1
+work_ms = 10
+"#;
+    let sim = Simulation::new(
+        spec(text),
+        SimConfig {
+            fork_ns: 10_000_000,
+            ..cfg(1)
+        },
+    );
+    let out = sim.run_eevdf().unwrap();
+    let g = out.report.group("build").unwrap();
+    let done = g.jobs.clone().unwrap().completed;
+    assert!((49..=50).contains(&done), "{done}");
+    assert_eq!(g.cpu_ns, done * 10_000_000);
+    // The slot thread's time is the rest of the CPU's.
+    assert!(
+        out.sim.task_cpu_ns >= 990_000_000,
+        "{}",
+        out.sim.task_cpu_ns
+    );
+}

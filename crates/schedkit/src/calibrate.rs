@@ -10,7 +10,8 @@
 //! - **a switch between processes**: the same between a forked child and a thread;
 //!   what it takes beyond a thread switch is `mm_switch_ns`. Runs unprivileged.
 //! - **a process's creation**: fork, `_exit` and `waitpid` in a loop, as the workload
-//!   executor's jobs do. Runs unprivileged.
+//!   executor's jobs do: the parent's CPU time per process is `fork_ns`, the
+//!   children's (`RUSAGE_CHILDREN`) is `process_spawn_ns`. Runs unprivileged.
 //! - **the tick** (`CONFIG_HZ`) from the kernel's configuration, when it can be read.
 //! - **the trip through a schedkit scheduler**, as root on a sched_ext kernel only: it
 //!   starts `schedkit run POLICY` as a child, repeats the ping-pong under it, and
@@ -232,10 +233,45 @@ pub fn process_switch_cost(duration: Duration) -> std::io::Result<SwitchCost> {
     })
 }
 
-/// Forks a child that exits at once and reaps it, in a loop for `duration`; returns
-/// the time per process, ns.
-pub fn spawn_cost(duration: Duration) -> std::io::Result<u64> {
+/// What creating a process costs, measured by [`spawn_cost`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpawnCost {
+    /// Processes created.
+    pub count: u64,
+    /// The parent's CPU time per process (fork and reap), ns.
+    pub parent_ns: u64,
+    /// The child's CPU time per process (starting and exiting), ns.
+    pub child_ns: u64,
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time of every reaped child of this process, ns.
+fn children_cpu_ns() -> u64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes into a valid rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, ru.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    // SAFETY: initialised by the successful call.
+    let ru = unsafe { ru.assume_init() };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Forks a child that exits at once and reaps it, in a loop for `duration`, and
+/// splits what that costs between the parent and the child.
+pub fn spawn_cost(duration: Duration) -> std::io::Result<SpawnCost> {
     let t0 = Instant::now();
+    let (cpu0, children0) = (thread_cpu_ns(), children_cpu_ns());
     let mut n = 0u64;
     while n == 0 || t0.elapsed() < duration {
         // SAFETY: the child calls only `_exit`, which is async-signal-safe, so forking
@@ -255,7 +291,11 @@ pub fn spawn_cost(duration: Duration) -> std::io::Result<u64> {
         }
         n += 1;
     }
-    Ok(t0.elapsed().as_nanos() as u64 / n)
+    Ok(SpawnCost {
+        count: n,
+        parent_ns: thread_cpu_ns().saturating_sub(cpu0) / n,
+        child_ns: children_cpu_ns().saturating_sub(children0) / n,
+    })
 }
 
 /// `CONFIG_HZ` of a kernel configuration's text.
@@ -472,8 +512,10 @@ pub fn calibrate(
     p.context_switch_ns = base
         .per_switch_ns()
         .clamp(1, schedkit_sim::profile::MAX_COST_NS);
-    p.process_spawn_ns =
+    let spawn =
         spawn_cost(duration.min(Duration::from_secs(2))).context("cannot measure a fork")?;
+    p.fork_ns = spawn.parent_ns.min(schedkit_sim::profile::MAX_COST_NS);
+    p.process_spawn_ns = spawn.child_ns.min(schedkit_sim::profile::MAX_COST_NS);
     let procs = process_switch_cost(duration).context("cannot measure a process switch")?;
     p.mm_switch_ns = procs
         .per_switch_ns()
@@ -495,6 +537,12 @@ pub fn calibrate(
                 Some(c) => format!("pinned to CPU {c}"),
                 None => "(pinning failed)".into(),
             }
+        ),
+        format!(
+            "processes: {} forked and reaped, {} us of the parent's CPU and {} us of the child's each.",
+            spawn.count,
+            spawn.parent_ns / 1000,
+            spawn.child_ns / 1000
         ),
         format!(
             "process switch: {} us per message between two processes, against {} us between threads.",
@@ -607,9 +655,11 @@ mod tests {
     }
 
     #[test]
-    fn a_fork_costs_a_positive_time() {
-        let ns = spawn_cost(Duration::from_millis(100)).unwrap();
-        assert!(ns > 0 && ns < 1_000_000_000, "{ns}");
+    fn a_fork_costs_the_parent_a_positive_time() {
+        let c = spawn_cost(Duration::from_millis(100)).unwrap();
+        assert!(c.count > 0, "{c:?}");
+        assert!(c.parent_ns > 0 && c.parent_ns < 1_000_000_000, "{c:?}");
+        assert!(c.child_ns < 1_000_000_000, "{c:?}");
     }
 
     #[test]

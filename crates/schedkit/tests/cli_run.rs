@@ -230,7 +230,7 @@ fn calibrate_without_sched_ext_writes_what_it_measured_and_says_what_it_kept() {
     let p = schedkit_sim::MachineProfile::from_path(&out).unwrap();
     std::fs::remove_file(&out).unwrap();
     assert_eq!(p.name, "host");
-    assert!(p.context_switch_ns > 0 && p.process_spawn_ns > 0, "{p:?}");
+    assert!(p.context_switch_ns > 0 && p.fork_ns > 0, "{p:?}");
     // The file is what `sim --machine` reads.
     let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/pingpong.toml");
     let path = std::env::temp_dir().join(format!("schedkit-cal-sim-{}.toml", std::process::id()));

@@ -27,7 +27,12 @@ pub(crate) enum Role {
     Hog,
     Job {
         spawned_ns: u64,
+        /// The slot thread that forked it and waits for it, if forks are modelled.
+        slot: Option<Tid>,
     },
+    /// A job slot's thread in the executor, when forking costs the parent CPU
+    /// ([`crate::SimConfig::fork_ns`]): woken by its job's exit, it forks the next.
+    Slot,
     Ping {
         partner: Tid,
         initiator: bool,
@@ -205,8 +210,16 @@ impl<S: SchedulerModel> Machine<S> {
                 }
                 Kind::Jobs { .. } => {
                     let nr = self.engine.groups[gi].nr_tasks;
-                    for _ in 0..nr {
-                        self.spawn_job(gi);
+                    let fork_ns = self.engine.cfg.fork_ns;
+                    for i in 0..nr {
+                        if fork_ns == 0 {
+                            self.spawn_job(gi, None);
+                        } else {
+                            // The slot thread forks the first job once it has run.
+                            let name = format!("{}-slot{i}", g.name);
+                            let t = self.new_task(gi, name, g.nice, Role::Slot, fork_ns);
+                            self.model.make_runnable(&mut self.engine, t, 0);
+                        }
                     }
                 }
                 Kind::PingPong { work_ns, .. } => {
@@ -283,7 +296,7 @@ impl<S: SchedulerModel> Machine<S> {
         tid
     }
 
-    fn spawn_job(&mut self, g: usize) {
+    fn spawn_job(&mut self, g: usize, slot: Option<Tid>) {
         let gs = &mut self.engine.groups[g];
         if gs.total.is_some_and(|t| gs.started >= t) {
             return;
@@ -294,7 +307,11 @@ impl<S: SchedulerModel> Machine<S> {
         let name = format!("{}#{}", gs.name, gs.started);
         let nice = gs.nice;
         let now = self.engine.now;
-        let t = self.new_task(g, name, nice, Role::Job { spawned_ns: now }, w);
+        let role = Role::Job {
+            spawned_ns: now,
+            slot,
+        };
+        let t = self.new_task(g, name, nice, role, w);
         self.engine.tasks[t].spawn_cost_ns = self.engine.cfg.process_spawn_ns;
         self.model.make_runnable(&mut self.engine, t, 0);
     }
@@ -306,6 +323,7 @@ impl<S: SchedulerModel> Machine<S> {
             return;
         }
         let now = e.now;
+        let fork_ns = e.cfg.fork_ns;
         let t = &mut e.tasks[tid];
         match &mut t.role {
             Role::Periodic {
@@ -315,6 +333,7 @@ impl<S: SchedulerModel> Machine<S> {
                 t.remaining_ns = *work_ns;
             }
             Role::Ping { work_ns, .. } => t.remaining_ns = *work_ns,
+            Role::Slot => t.remaining_ns = fork_ns,
             Role::Hog | Role::Job { .. } => {}
         }
         if let Some(tr) = &mut e.trace {
@@ -372,13 +391,22 @@ impl<S: SchedulerModel> Machine<S> {
                 self.continue_running(cpu, tid);
                 return;
             }
-            Role::Job { spawned_ns } => {
+            Role::Job { spawned_ns, slot } => {
                 self.block(cpu, tid, true);
                 let gs = &mut self.engine.groups[g];
                 gs.completed += 1;
                 gs.completion.record(now - spawned_ns);
                 gs.job_cpu_ns.push(self.engine.tasks[tid].sum_exec_ns);
-                self.spawn_job(g);
+                match slot {
+                    // Its slot thread wakes from waitpid and forks the next.
+                    Some(s) => self.wake(s, Some(tid)),
+                    None => self.spawn_job(g, None),
+                }
+            }
+            Role::Slot => {
+                // The fork is done: the child starts, the slot thread waits for it.
+                self.block(cpu, tid, false);
+                self.spawn_job(g, Some(tid));
             }
             Role::Ping {
                 partner,
