@@ -424,7 +424,7 @@ fn measure_trip(
     let mut sched = Scheduler { child, socket, log };
     // Attached once the statistics socket answers (loading takes seconds in a VM).
     let t = Instant::now();
-    let first = loop {
+    let mut last = loop {
         if let Ok(Some(status)) = sched.child.try_wait() {
             return Err(format!(
                 "`schedkit run {policy}` ended ({status}): {}",
@@ -441,19 +441,30 @@ fn measure_trip(
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let _ = first;
     let pid = sched.child.id();
+    // The scheduler publishes a sample four times a second: take the scheduler's CPU
+    // time the moment a new one appears, so that both cover the same window.
+    let mut fresh = |what: &str| -> Result<(crate::monitor::ReadSample, u64), String> {
+        let t = Instant::now();
+        loop {
+            let s = crate::monitor::read_sample_from(&sched.socket).map_err(|e| e.to_string())?;
+            if s.uptime_s != last.uptime_s {
+                let cpu = process_cpu_ns(pid)
+                    .map_err(|e| format!("cannot read the scheduler's CPU time ({e})"))?;
+                last = s.clone();
+                return Ok((s, cpu));
+            }
+            if t.elapsed() > Duration::from_secs(2) {
+                return Err(format!("the scheduler published no statistics {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
     let handled =
         |s: &crate::monitor::ReadSample| s.counters.user_dispatches + s.counters.cancelled;
-    let s0 = crate::monitor::read_sample_from(&sched.socket).map_err(|e| e.to_string())?;
-    let cpu0 =
-        process_cpu_ns(pid).map_err(|e| format!("cannot read the scheduler's CPU time ({e})"))?;
+    let (s0, cpu0) = fresh("before the measurement")?;
     let switch = switch_cost(duration).map_err(|e| format!("the ping-pong failed ({e})"))?;
-    // The socket's sample is refreshed four times a second: wait for one taken after.
-    std::thread::sleep(Duration::from_millis(300));
-    let cpu1 =
-        process_cpu_ns(pid).map_err(|e| format!("cannot read the scheduler's CPU time ({e})"))?;
-    let s1 = crate::monitor::read_sample_from(&sched.socket).map_err(|e| e.to_string())?;
+    let (s1, cpu1) = fresh("after the measurement")?;
     if let Ok(Some(status)) = sched.child.try_wait() {
         return Err(format!(
             "`schedkit run {policy}` ended during the measurement ({status}): {}",
