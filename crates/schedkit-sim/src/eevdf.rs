@@ -30,7 +30,11 @@
 //!   another CPU; on return it is placed at `V - lag`, scaled for the load it joins.
 //!   Negative lag is forgiven at the rate `V` advances while the task sleeps, which is
 //!   what the kernel's delayed dequeue achieves by keeping such a task queued (and
-//!   unpicked) until it is eligible again.
+//!   unpicked) until it is eligible again. With `SimConfig::delay_dequeue` (the VM
+//!   profile's choice) that is modelled as the kernel does it: the sleeping task
+//!   stays in its queue and in `V`, is dequeued when it would be picked, and a task
+//!   that wakes before then goes on with the vruntime it has (DELAY_ZERO: at `V` if
+//!   it became eligible meanwhile).
 //! - **Per-CPU runqueues with simple balancing**: a waking task goes to its previous
 //!   CPU if idle, else any idle CPU it may use, else its previous CPU; a new task to an
 //!   idle CPU or the least loaded one. A CPU that goes idle pulls the oldest waiting
@@ -72,6 +76,8 @@ pub(crate) struct EevdfTask {
     pub(crate) protect: bool,
     /// When it last went to sleep.
     pub(crate) slept_ns: u64,
+    /// Asleep but still on this CPU's runqueue (delayed dequeue).
+    pub(crate) delayed: Option<u32>,
 }
 
 /// One CPU's runqueue.
@@ -83,6 +89,9 @@ pub(crate) struct Rq {
     pub(crate) curr: Option<Tid>,
     /// `V` when the queue last emptied: where the next task is placed.
     pub(crate) zero_v: u64,
+    /// Sleeping tasks kept on the queue until they are eligible (delayed dequeue):
+    /// they count in `V` but are never run.
+    pub(crate) delayed: Vec<Tid>,
 }
 
 impl Default for Rq {
@@ -91,6 +100,7 @@ impl Default for Rq {
             queued: Vec::with_capacity(64),
             curr: None,
             zero_v: V_BASE,
+            delayed: Vec::new(),
         }
     }
 }
@@ -141,6 +151,8 @@ pub(crate) struct Eevdf {
     lazy: bool,
     /// Per CPU: a wake-up asked for a lazy reschedule, done at the next tick.
     resched_at_tick: Vec<bool>,
+    /// [`SimConfig::delay_dequeue`].
+    delay_dequeue: bool,
 }
 
 impl SchedulerModel for Eevdf {
@@ -153,6 +165,7 @@ impl SchedulerModel for Eevdf {
             run_to_parity: cfg.run_to_parity,
             lazy: cfg.preempt_lazy,
             resched_at_tick: vec![false; cfg.nr_cpus as usize],
+            delay_dequeue: cfg.delay_dequeue,
         }
     }
 
@@ -164,8 +177,18 @@ impl SchedulerModel for Eevdf {
     }
 
     fn make_runnable(&mut self, e: &mut Engine, tid: Tid, flags: u64) {
-        let cpu = self.select_cpu(e, tid, flags & ENQ_WAKEUP != 0);
-        self.place(e, cpu, tid);
+        let cpu = match self.tasks[tid].delayed {
+            // Still on its queue: it goes on where it is, with the vruntime it has.
+            Some(cpu) => {
+                self.requeue_delayed(e, cpu, tid);
+                cpu
+            }
+            None => {
+                let cpu = self.select_cpu(e, tid, flags & ENQ_WAKEUP != 0);
+                self.place(e, cpu, tid);
+                cpu
+            }
+        };
         match self.rqs[cpu as usize].curr {
             None => self.pick_next(e, cpu),
             Some(curr) => {
@@ -196,10 +219,11 @@ impl SchedulerModel for Eevdf {
         if self.rqs[cpu as usize].curr.is_some() {
             return;
         }
-        if let Some(t) = self.pick(e, cpu) {
+        if let Some(t) = self.pick_runnable(e, cpu) {
             self.run(e, cpu, t);
             return;
         }
+        self.flush_delayed(e, cpu);
         if let Some(t) = self.pull(e, cpu) {
             self.run(e, cpu, t);
         }
@@ -211,7 +235,23 @@ impl SchedulerModel for Eevdf {
     }
 
     /// The running task of `cpu`, just stopped, sleeps or exits.
-    fn block(&mut self, e: &mut Engine, cpu: u32, tid: Tid, _exit: bool) {
+    fn block(&mut self, e: &mut Engine, cpu: u32, tid: Tid, exit: bool) {
+        if self.delay_dequeue && !exit {
+            let eligible = self
+                .avg(e, cpu)
+                .is_none_or(|a| a.eligible(self.tasks[tid].v));
+            if !eligible {
+                // Owing service: it stays queued, unpicked, until it is eligible.
+                let et = &mut self.tasks[tid];
+                et.protect = false;
+                et.slept_ns = e.now;
+                et.delayed = Some(cpu);
+                let rq = &mut self.rqs[cpu as usize];
+                rq.curr = None;
+                rq.delayed.push(tid);
+                return;
+            }
+        }
         let v_avg = self.avg_v(e, cpu);
         let limit = self.lag_limit(e, tid);
         let et = &mut self.tasks[tid];
@@ -314,7 +354,11 @@ impl Eevdf {
 
     fn avg(&self, e: &Engine, cpu: u32) -> Option<Avg> {
         let rq = &self.rqs[cpu as usize];
-        let all = rq.curr.iter().chain(rq.queued.iter());
+        let all = rq
+            .curr
+            .iter()
+            .chain(rq.queued.iter())
+            .chain(rq.delayed.iter());
         let vmin = all.clone().map(|&t| self.tasks[t].v).min()?;
         let (mut num, mut den) = (0u128, 0u128);
         for &t in all {
@@ -341,11 +385,76 @@ impl Eevdf {
             }
         }
         let key = |t: Tid| (self.tasks[t].deadline, self.tasks[t].v, t);
-        let all = rq.curr.iter().chain(rq.queued.iter()).copied();
+        let all = rq
+            .curr
+            .iter()
+            .chain(rq.queued.iter())
+            .chain(rq.delayed.iter())
+            .copied();
         all.clone()
             .filter(|&t| avg.eligible(self.tasks[t].v))
             .min_by_key(|&t| key(t))
             .or_else(|| all.min_by_key(|&t| (self.tasks[t].v, t)))
+    }
+
+    /// [`Eevdf::pick`], dequeuing for good the delayed tasks it finds first (they have
+    /// become eligible: the kernel dequeues them when it picks them).
+    fn pick_runnable(&mut self, e: &mut Engine, cpu: u32) -> Option<Tid> {
+        loop {
+            let t = self.pick(e, cpu)?;
+            if self.tasks[t].delayed.is_none() {
+                return Some(t);
+            }
+            self.dequeue_delayed(e, cpu, t);
+        }
+    }
+
+    /// Takes a delayed task off `cpu`'s queue; it leaves with no lag owed to it
+    /// (DELAY_ZERO) and no more than the kernel's limit owed by it.
+    fn dequeue_delayed(&mut self, e: &mut Engine, cpu: u32, tid: Tid) {
+        let v_avg = self.avg_v(e, cpu);
+        let limit = self.lag_limit(e, tid);
+        let rq = &mut self.rqs[cpu as usize];
+        if let Some(i) = rq.delayed.iter().position(|&t| t == tid) {
+            rq.delayed.swap_remove(i);
+        }
+        let et = &mut self.tasks[tid];
+        et.delayed = None;
+        et.vlag = (v_avg as i128 - et.v as i128).clamp(-limit as i128, 0) as i64;
+        // It waited on the queue until now: that was its sleep as far as lag goes.
+        et.slept_ns = e.now;
+        let rq = &mut self.rqs[cpu as usize];
+        if rq.nr() == 0 && rq.delayed.is_empty() {
+            rq.zero_v = v_avg;
+        }
+    }
+
+    /// `cpu` has nothing to run: its delayed tasks are picked, and so dequeued, in turn.
+    fn flush_delayed(&mut self, e: &mut Engine, cpu: u32) {
+        while let Some(&t) = self.rqs[cpu as usize].delayed.first() {
+            self.dequeue_delayed(e, cpu, t);
+        }
+    }
+
+    /// A delayed task wakes up: back among the runnable ones of its queue with the
+    /// vruntime it has, or at `V` if it has become eligible meanwhile (DELAY_ZERO).
+    fn requeue_delayed(&mut self, e: &mut Engine, cpu: u32, tid: Tid) {
+        self.update_curr(e, cpu);
+        let v_avg = self.avg_v(e, cpu);
+        let vslice = self.vslice(e, tid);
+        let rq = &mut self.rqs[cpu as usize];
+        if let Some(i) = rq.delayed.iter().position(|&t| t == tid) {
+            rq.delayed.swap_remove(i);
+        }
+        rq.queued.push(tid);
+        let et = &mut self.tasks[tid];
+        et.delayed = None;
+        if et.v < v_avg {
+            et.v = v_avg;
+            et.deadline = et.v + vslice;
+        }
+        et.protect = false;
+        e.set_state(tid, State::Rq(cpu));
     }
 
     fn rq_idle(&self, cpu: u32) -> bool {
@@ -387,6 +496,7 @@ impl Eevdf {
             rq.curr
                 .iter()
                 .chain(rq.queued.iter())
+                .chain(rq.delayed.iter())
                 .map(|&t| e.tasks[t].kweight as u128)
                 .sum()
         };
@@ -423,7 +533,7 @@ impl Eevdf {
         let Some(curr) = self.rqs[cpu as usize].curr else {
             return;
         };
-        let Some(best) = self.pick(e, cpu) else {
+        let Some(best) = self.pick_runnable(e, cpu) else {
             return;
         };
         if best == curr {

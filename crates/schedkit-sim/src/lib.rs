@@ -120,6 +120,10 @@ pub struct SimConfig {
     pub eevdf_base_slice_ns: u64,
     /// EEVDF's RUN_TO_PARITY feature (on in the kernel).
     pub run_to_parity: bool,
+    /// EEVDF's DELAY_DEQUEUE feature (on in kernels since 6.12): a task that sleeps
+    /// while owing service stays on its runqueue, unpicked, until it is eligible, so a
+    /// short sleep does not clear its debt.
+    pub delay_dequeue: bool,
     /// The kernel's lazy preemption model (CONFIG_PREEMPT_LAZY): EEVDF's wake-up
     /// preemption takes effect at the next tick. sched_ext kicks CPUs at once either way.
     pub preempt_lazy: bool,
@@ -149,6 +153,7 @@ impl Default for SimConfig {
             eevdf_base_slice_ns: 750_000,
             run_to_parity: true,
             preempt_lazy: false,
+            delay_dequeue: false,
             trace: false,
             progress: false,
         }

@@ -87,6 +87,10 @@ pub struct MachineProfile {
     /// wake-up preemption waits for the next tick.
     #[serde(default)]
     pub preempt_lazy: bool,
+    /// EEVDF's DELAY_DEQUEUE feature (on since Linux 6.12): a task that sleeps owing
+    /// service stays on its runqueue until it is eligible.
+    #[serde(default)]
+    pub delay_dequeue: bool,
 }
 
 /// A profile that cannot be used, as one sentence naming the file.
@@ -231,6 +235,11 @@ impl MachineProfile {
             "# CONFIG_PREEMPT_LAZY: EEVDF's wake-up preemption waits for the next tick"
         );
         let _ = writeln!(s, "preempt_lazy = {}", self.preempt_lazy);
+        let _ = writeln!(
+            s,
+            "# EEVDF's DELAY_DEQUEUE: a task sleeping while owing service stays queued"
+        );
+        let _ = writeln!(s, "delay_dequeue = {}", self.delay_dequeue);
         s
     }
 }
@@ -251,6 +260,7 @@ impl SimConfig {
             step_cost_ns: profile.sched_wakeup_ns,
             per_task_cost_ns: profile.per_task_ns / 2,
             preempt_lazy: profile.preempt_lazy,
+            delay_dequeue: profile.delay_dequeue,
             ..SimConfig::default()
         }
     }

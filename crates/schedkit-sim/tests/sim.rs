@@ -1063,3 +1063,38 @@ work_ms = 10
         out.sim.task_cpu_ns
     );
 }
+
+#[test]
+fn delayed_dequeue_keeps_a_ping_pong_pair_from_starving_a_hog_under_eevdf() {
+    let text = r#"
+name = "pair and hog"
+duration_s = 1
+[[group]]
+name = "pair"
+kind = "pingpong"
+work_us = 10
+[[group]]
+name = "hog"
+kind = "cpu"
+"#;
+    let hog_share = |delay_dequeue: bool| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                delay_dequeue,
+                ..cfg(1)
+            },
+        );
+        sim.run_eevdf()
+            .unwrap()
+            .report
+            .group("hog")
+            .unwrap()
+            .cpu_share
+    };
+    // Without it, each 10 us sleep clears the pair's debt and the hog waits forever;
+    // with it, the pair (one runnable thread at a time) and the hog share the CPU.
+    assert!(hog_share(false) < 0.05);
+    let shared = hog_share(true);
+    assert!((0.4..=0.6).contains(&shared), "{shared}");
+}
