@@ -532,7 +532,7 @@ pub fn calibrate(
         .per_switch_ns()
         .saturating_sub(base.per_switch_ns())
         .min(schedkit_sim::profile::MAX_COST_NS);
-    let mut kept = vec!["migration_ns (not measured)".to_string()];
+    let mut kept = vec!["migration_ns, preempt_lazy and delay_dequeue (not measured)".to_string()];
     let hz = kernel_hz();
     match hz {
         Some(hz) if (1..=10_000).contains(&hz) => p.tick_hz = hz,
