@@ -21,13 +21,20 @@
 //!   CPU until it uses its slice or stops being eligible.
 //! - **Wake-up preemption**: a waking task preempts the running one when it would be
 //!   picked now (run to parity permitting), and a wake-up finds a running task's
-//!   exhausted slice at once rather than at the next tick.
+//!   exhausted slice at once rather than at the next tick. Under the lazy preemption
+//!   model (`SimConfig::preempt_lazy`, the default of kernels built with
+//!   CONFIG_PREEMPT_LAZY, such as the VM's) that preemption waits for the next tick,
+//!   as it does for a task running in user space.
 //! - **Lag across sleep and migration**: a task keeps its lag (clamped to the kernel's
 //!   limit of max(2 slices, 1 tick) in virtual time) when it sleeps and when it moves to
 //!   another CPU; on return it is placed at `V - lag`, scaled for the load it joins.
 //!   Negative lag is forgiven at the rate `V` advances while the task sleeps, which is
 //!   what the kernel's delayed dequeue achieves by keeping such a task queued (and
-//!   unpicked) until it is eligible again.
+//!   unpicked) until it is eligible again. With `SimConfig::delay_dequeue` (the VM
+//!   profile's choice) that is modelled as the kernel does it: the sleeping task
+//!   stays in its queue and in `V`, is dequeued when it would be picked, and a task
+//!   that wakes before then goes on with the vruntime it has (DELAY_ZERO: at `V` if
+//!   it became eligible meanwhile).
 //! - **Per-CPU runqueues with simple balancing**: a waking task goes to its previous
 //!   CPU if idle, else any idle CPU it may use, else its previous CPU; a new task to an
 //!   idle CPU or the least loaded one. A CPU that goes idle pulls the oldest waiting
@@ -40,9 +47,10 @@
 //! share 50/50/100 rather than migrating towards 67/67/67); delayed dequeue itself
 //! (approximated as above); `sched_yield`, custom slices
 //! (`sched_attr.sched_runtime`), cgroups and bandwidth control, SCHED_IDLE and the
-//! real-time classes; the high-resolution tick; the cost of context switches and
-//! migrations (both zero here, as the user-space scheduler's decisions are the only
-//! modelled overhead); wake-affine placement near the waker.
+//! real-time classes; the high-resolution tick; wake-affine placement near the waker.
+//! Context switches, migrations and process creation cost what the machine's
+//! profile says (`SimConfig::context_switch_ns` and the like), paid by the task
+//! switched in, as under sched_ext.
 
 use schedkit_core::{ExitInfo, ENQ_WAKEUP};
 
@@ -68,6 +76,8 @@ pub(crate) struct EevdfTask {
     pub(crate) protect: bool,
     /// When it last went to sleep.
     pub(crate) slept_ns: u64,
+    /// Asleep but still on this CPU's runqueue (delayed dequeue).
+    pub(crate) delayed: Option<u32>,
 }
 
 /// One CPU's runqueue.
@@ -79,6 +89,9 @@ pub(crate) struct Rq {
     pub(crate) curr: Option<Tid>,
     /// `V` when the queue last emptied: where the next task is placed.
     pub(crate) zero_v: u64,
+    /// Sleeping tasks kept on the queue until they are eligible (delayed dequeue):
+    /// they count in `V` but are never run.
+    pub(crate) delayed: Vec<Tid>,
 }
 
 impl Default for Rq {
@@ -87,6 +100,7 @@ impl Default for Rq {
             queued: Vec::with_capacity(64),
             curr: None,
             zero_v: V_BASE,
+            delayed: Vec::new(),
         }
     }
 }
@@ -133,6 +147,12 @@ pub(crate) struct Eevdf {
     hz: u32,
     /// [`SimConfig::run_to_parity`].
     run_to_parity: bool,
+    /// [`SimConfig::preempt_lazy`].
+    lazy: bool,
+    /// Per CPU: a wake-up asked for a lazy reschedule, done at the next tick.
+    resched_at_tick: Vec<bool>,
+    /// [`SimConfig::delay_dequeue`].
+    delay_dequeue: bool,
 }
 
 impl SchedulerModel for Eevdf {
@@ -143,6 +163,9 @@ impl SchedulerModel for Eevdf {
             base_slice_cfg_ns: cfg.eevdf_base_slice_ns,
             hz: cfg.hz,
             run_to_parity: cfg.run_to_parity,
+            lazy: cfg.preempt_lazy,
+            resched_at_tick: vec![false; cfg.nr_cpus as usize],
+            delay_dequeue: cfg.delay_dequeue,
         }
     }
 
@@ -154,8 +177,18 @@ impl SchedulerModel for Eevdf {
     }
 
     fn make_runnable(&mut self, e: &mut Engine, tid: Tid, flags: u64) {
-        let cpu = self.select_cpu(e, tid, flags & ENQ_WAKEUP != 0);
-        self.place(e, cpu, tid);
+        let cpu = match self.tasks[tid].delayed {
+            // Still on its queue: it goes on where it is, with the vruntime it has.
+            Some(cpu) => {
+                self.requeue_delayed(e, cpu, tid);
+                cpu
+            }
+            None => {
+                let cpu = self.select_cpu(e, tid, flags & ENQ_WAKEUP != 0);
+                self.place(e, cpu, tid);
+                cpu
+            }
+        };
         match self.rqs[cpu as usize].curr {
             None => self.pick_next(e, cpu),
             Some(curr) => {
@@ -163,11 +196,18 @@ impl SchedulerModel for Eevdf {
                 self.update_curr(e, cpu);
                 let vslice = self.vslice(e, curr);
                 let et = &mut self.tasks[curr];
-                if et.v >= et.deadline {
+                let preempt = if et.v >= et.deadline {
                     et.deadline = et.v + vslice;
                     et.protect = false;
-                    self.resched(e, cpu);
-                } else if self.pick(e, cpu) == Some(tid) {
+                    true
+                } else {
+                    self.pick(e, cpu) == Some(tid)
+                };
+                if preempt && self.lazy {
+                    // PREEMPT_LAZY: the fair class only asks for a lazy reschedule,
+                    // which a task running in user space honours at the next tick.
+                    self.resched_at_tick[cpu as usize] = true;
+                } else if preempt {
                     self.resched(e, cpu);
                 }
             }
@@ -179,10 +219,11 @@ impl SchedulerModel for Eevdf {
         if self.rqs[cpu as usize].curr.is_some() {
             return;
         }
-        if let Some(t) = self.pick(e, cpu) {
+        if let Some(t) = self.pick_runnable(e, cpu) {
             self.run(e, cpu, t);
             return;
         }
+        self.flush_delayed(e, cpu);
         if let Some(t) = self.pull(e, cpu) {
             self.run(e, cpu, t);
         }
@@ -194,7 +235,23 @@ impl SchedulerModel for Eevdf {
     }
 
     /// The running task of `cpu`, just stopped, sleeps or exits.
-    fn block(&mut self, e: &mut Engine, cpu: u32, tid: Tid, _exit: bool) {
+    fn block(&mut self, e: &mut Engine, cpu: u32, tid: Tid, exit: bool) {
+        if self.delay_dequeue && !exit {
+            let eligible = self
+                .avg(e, cpu)
+                .is_none_or(|a| a.eligible(self.tasks[tid].v));
+            if !eligible {
+                // Owing service: it stays queued, unpicked, until it is eligible.
+                let et = &mut self.tasks[tid];
+                et.protect = false;
+                et.slept_ns = e.now;
+                et.delayed = Some(cpu);
+                let rq = &mut self.rqs[cpu as usize];
+                rq.curr = None;
+                rq.delayed.push(tid);
+                return;
+            }
+        }
         let v_avg = self.avg_v(e, cpu);
         let limit = self.lag_limit(e, tid);
         let et = &mut self.tasks[tid];
@@ -210,6 +267,12 @@ impl SchedulerModel for Eevdf {
 
     fn tick(&mut self, e: &mut Engine) -> Option<ExitInfo> {
         let n = e.cpus.len() as u32;
+        for cpu in 0..n {
+            if std::mem::take(&mut self.resched_at_tick[cpu as usize]) {
+                self.update_curr(e, cpu);
+                self.resched(e, cpu);
+            }
+        }
         for cpu in 0..n {
             let Some(curr) = self.rqs[cpu as usize].curr else {
                 continue;
@@ -291,7 +354,11 @@ impl Eevdf {
 
     fn avg(&self, e: &Engine, cpu: u32) -> Option<Avg> {
         let rq = &self.rqs[cpu as usize];
-        let all = rq.curr.iter().chain(rq.queued.iter());
+        let all = rq
+            .curr
+            .iter()
+            .chain(rq.queued.iter())
+            .chain(rq.delayed.iter());
         let vmin = all.clone().map(|&t| self.tasks[t].v).min()?;
         let (mut num, mut den) = (0u128, 0u128);
         for &t in all {
@@ -318,11 +385,76 @@ impl Eevdf {
             }
         }
         let key = |t: Tid| (self.tasks[t].deadline, self.tasks[t].v, t);
-        let all = rq.curr.iter().chain(rq.queued.iter()).copied();
+        let all = rq
+            .curr
+            .iter()
+            .chain(rq.queued.iter())
+            .chain(rq.delayed.iter())
+            .copied();
         all.clone()
             .filter(|&t| avg.eligible(self.tasks[t].v))
             .min_by_key(|&t| key(t))
             .or_else(|| all.min_by_key(|&t| (self.tasks[t].v, t)))
+    }
+
+    /// [`Eevdf::pick`], dequeuing for good the delayed tasks it finds first (they have
+    /// become eligible: the kernel dequeues them when it picks them).
+    fn pick_runnable(&mut self, e: &mut Engine, cpu: u32) -> Option<Tid> {
+        loop {
+            let t = self.pick(e, cpu)?;
+            if self.tasks[t].delayed.is_none() {
+                return Some(t);
+            }
+            self.dequeue_delayed(e, cpu, t);
+        }
+    }
+
+    /// Takes a delayed task off `cpu`'s queue; it leaves with no lag owed to it
+    /// (DELAY_ZERO) and no more than the kernel's limit owed by it.
+    fn dequeue_delayed(&mut self, e: &mut Engine, cpu: u32, tid: Tid) {
+        let v_avg = self.avg_v(e, cpu);
+        let limit = self.lag_limit(e, tid);
+        let rq = &mut self.rqs[cpu as usize];
+        if let Some(i) = rq.delayed.iter().position(|&t| t == tid) {
+            rq.delayed.swap_remove(i);
+        }
+        let et = &mut self.tasks[tid];
+        et.delayed = None;
+        et.vlag = (v_avg as i128 - et.v as i128).clamp(-limit as i128, 0) as i64;
+        // It waited on the queue until now: that was its sleep as far as lag goes.
+        et.slept_ns = e.now;
+        let rq = &mut self.rqs[cpu as usize];
+        if rq.nr() == 0 && rq.delayed.is_empty() {
+            rq.zero_v = v_avg;
+        }
+    }
+
+    /// `cpu` has nothing to run: its delayed tasks are picked, and so dequeued, in turn.
+    fn flush_delayed(&mut self, e: &mut Engine, cpu: u32) {
+        while let Some(&t) = self.rqs[cpu as usize].delayed.first() {
+            self.dequeue_delayed(e, cpu, t);
+        }
+    }
+
+    /// A delayed task wakes up: back among the runnable ones of its queue with the
+    /// vruntime it has, or at `V` if it has become eligible meanwhile (DELAY_ZERO).
+    fn requeue_delayed(&mut self, e: &mut Engine, cpu: u32, tid: Tid) {
+        self.update_curr(e, cpu);
+        let v_avg = self.avg_v(e, cpu);
+        let vslice = self.vslice(e, tid);
+        let rq = &mut self.rqs[cpu as usize];
+        if let Some(i) = rq.delayed.iter().position(|&t| t == tid) {
+            rq.delayed.swap_remove(i);
+        }
+        rq.queued.push(tid);
+        let et = &mut self.tasks[tid];
+        et.delayed = None;
+        if et.v < v_avg {
+            et.v = v_avg;
+            et.deadline = et.v + vslice;
+        }
+        et.protect = false;
+        e.set_state(tid, State::Rq(cpu));
     }
 
     fn rq_idle(&self, cpu: u32) -> bool {
@@ -364,6 +496,7 @@ impl Eevdf {
             rq.curr
                 .iter()
                 .chain(rq.queued.iter())
+                .chain(rq.delayed.iter())
                 .map(|&t| e.tasks[t].kweight as u128)
                 .sum()
         };
@@ -400,7 +533,7 @@ impl Eevdf {
         let Some(curr) = self.rqs[cpu as usize].curr else {
             return;
         };
-        let Some(best) = self.pick(e, cpu) else {
+        let Some(best) = self.pick_runnable(e, cpu) else {
             return;
         };
         if best == curr {

@@ -64,16 +64,22 @@ pub mod compare;
 pub mod eevdf;
 mod machine;
 pub mod plot;
+pub mod profile;
 pub mod trace;
 pub mod weights;
 
 pub use machine::CpuTime;
+pub use profile::{MachineProfile, ProfileError};
 pub use trace::Trace;
 
 use eevdf::Eevdf;
 use machine::{Machine, SchedExt, SchedulerModel};
 
 /// How the simulated machine is built and how its scheduler behaves.
+///
+/// The default is an idealised machine (switches and process creation are free, the
+/// user-space scheduler cheap), which isolates the policies' own decisions; a
+/// [`MachineProfile`] ([`SimConfig::from_profile`]) gives a real machine's costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimConfig {
     /// Number of CPUs.
@@ -93,6 +99,20 @@ pub struct SimConfig {
     pub watchdog_timeout_ns: u64,
     /// Scheduler tick frequency: slices are checked at the tick.
     pub hz: u32,
+    /// CPU time of a context switch, charged to whatever is switched in (a task or the
+    /// user-space scheduler), under EEVDF and sched_ext alike, ns.
+    pub context_switch_ns: u64,
+    /// Extra CPU time when a task is switched in on another CPU than it last ran on, ns.
+    pub migration_ns: u64,
+    /// Extra CPU time when a switch changes address space (the CPU last ran another
+    /// process: a job, the executor, the user-space scheduler), ns.
+    pub mm_switch_ns: u64,
+    /// CPU time to create and reap a job's process, charged to the job, ns.
+    pub process_spawn_ns: u64,
+    /// CPU time the parent spends forking each job, ns: when not 0, each job slot is
+    /// a thread of the executor that wakes when its job exits and runs this long
+    /// before the next job starts, as the real executor's slot threads do.
+    pub fork_ns: u64,
     /// The dispatcher's fast path: a waking task whose previous CPU is idle while
     /// nothing else waits runs there without asking user space.
     pub kernel_fast_path: bool,
@@ -100,6 +120,13 @@ pub struct SimConfig {
     pub eevdf_base_slice_ns: u64,
     /// EEVDF's RUN_TO_PARITY feature (on in the kernel).
     pub run_to_parity: bool,
+    /// EEVDF's DELAY_DEQUEUE feature (on in kernels since 6.12): a task that sleeps
+    /// while owing service stays on its runqueue, unpicked, until it is eligible, so a
+    /// short sleep does not clear its debt.
+    pub delay_dequeue: bool,
+    /// The kernel's lazy preemption model (CONFIG_PREEMPT_LAZY): EEVDF's wake-up
+    /// preemption takes effect at the next tick. sched_ext kicks CPUs at once either way.
+    pub preempt_lazy: bool,
     /// Record a timeline (see [`Trace`]).
     pub trace: bool,
     /// Show a progress bar on stderr for runs longer than a second, if it is a
@@ -117,9 +144,16 @@ impl Default for SimConfig {
             per_task_cost_ns: 1_000,
             watchdog_timeout_ns: 30_000_000_000,
             hz: 250,
+            context_switch_ns: 0,
+            migration_ns: 0,
+            mm_switch_ns: 0,
+            process_spawn_ns: 0,
+            fork_ns: 0,
             kernel_fast_path: true,
             eevdf_base_slice_ns: 750_000,
             run_to_parity: true,
+            preempt_lazy: false,
+            delay_dequeue: false,
             trace: false,
             progress: false,
         }

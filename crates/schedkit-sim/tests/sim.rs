@@ -833,3 +833,268 @@ work_ms = 1
     let out = run(&sim(2), "eevdf");
     assert_eq!(out.report.group("make").unwrap().tasks, 128);
 }
+
+#[test]
+fn context_switch_cost_slows_round_trips_under_eevdf_and_sched_ext() {
+    let text = r#"
+name = "pingpong"
+duration_s = 0.5
+[[group]]
+name = "pp"
+kind = "pingpong"
+work_us = 20
+"#;
+    let trips = |cs: u64, scheduler: &str| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                context_switch_ns: cs,
+                ..cfg(1)
+            },
+        );
+        let s = if scheduler == "eevdf" {
+            Scheduler::Eevdf
+        } else {
+            Scheduler::Policy(policy(scheduler))
+        };
+        let out = sim.run_scheduler(s).unwrap();
+        // The switch is paid inside the tasks' CPU time: nothing is lost.
+        let cpu = &out.sim.cpus[0];
+        assert_eq!(cpu.task_ns + cpu.scheduler_ns + cpu.idle_ns, 500_000_000);
+        out.report
+            .group("pp")
+            .unwrap()
+            .pingpong
+            .clone()
+            .unwrap()
+            .round_trips
+    };
+    for scheduler in ["eevdf", "fifo"] {
+        let free = trips(0, scheduler);
+        let dear = trips(20_000, scheduler);
+        // Each message costs 20 us of work; a 20 us switch per message halves the rate
+        // at least (fifo also pays for the scheduler's switches).
+        assert!(dear * 2 <= free + 2, "{scheduler}: {dear} vs {free}");
+        assert!(dear > 0, "{scheduler}");
+    }
+}
+
+#[test]
+fn process_creation_cost_is_charged_to_each_job() {
+    let text = r#"
+name = "jobs"
+duration_s = 1
+seed = 1
+[[group]]
+name = "build"
+kind = "jobs"
+parallel = 1
+work_ms = 10
+"#;
+    let run = |spawn_ns: u64| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                process_spawn_ns: spawn_ns,
+                ..cfg(1)
+            },
+        );
+        sim.run_eevdf()
+            .unwrap()
+            .report
+            .group("build")
+            .unwrap()
+            .clone()
+    };
+    let free = run(0).jobs.unwrap();
+    let dear = run(10_000_000).jobs.unwrap();
+    // 10 ms of work per job, then 20 ms with the process's creation: half the jobs.
+    assert!((99..=100).contains(&free.completed), "{free:?}");
+    assert!((49..=50).contains(&dear.completed), "{dear:?}");
+}
+
+#[test]
+fn simulated_runs_with_the_vm_profile_are_deterministic() {
+    let cfg = SimConfig::from_profile(&schedkit_sim::MachineProfile::vm_default());
+    let sim = Simulation::new(spec(MIX), cfg);
+    for name in ["eevdf", "fifo", "rustland"] {
+        let a = run(&sim, name);
+        let b = run(&sim, name);
+        assert_eq!(a.to_json(), b.to_json(), "{name}");
+    }
+}
+
+#[test]
+fn process_creation_cost_is_paid_in_full_even_when_the_job_is_preempted() {
+    // One CPU shared with a hog: each job's first stretch ends at a tick, long before
+    // its 30 ms creation cost is paid; what is left is paid on its next runs.
+    let text = r#"
+name = "jobs and a hog"
+duration_s = 2
+seed = 1
+[[group]]
+name = "build"
+kind = "jobs"
+parallel = 1
+work_ms = 10
+[[group]]
+name = "hog"
+kind = "cpu"
+"#;
+    let run = |spawn_ns: u64| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                process_spawn_ns: spawn_ns,
+                ..cfg(1)
+            },
+        );
+        sim.run_eevdf()
+            .unwrap()
+            .report
+            .group("build")
+            .unwrap()
+            .clone()
+    };
+    let jobs = run(30_000_000);
+    let done = jobs.jobs.unwrap().completed;
+    assert!(done > 0);
+    // Every finished job used its 10 ms of work and its 30 ms of creation.
+    let per_job = jobs.cpu_ns / done;
+    assert!(per_job >= 40_000_000, "{per_job}");
+}
+
+#[test]
+fn switching_between_processes_costs_more_than_between_threads() {
+    // Two jobs' processes take turns on one CPU; with the same total work, an
+    // address-space change at every switch leaves less CPU for the work.
+    let text = r#"
+name = "jobs"
+duration_s = 1
+seed = 1
+[[group]]
+name = "build"
+kind = "jobs"
+parallel = 2
+work_ms = 20
+"#;
+    let done = |mm_switch_ns: u64| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                context_switch_ns: 10_000,
+                mm_switch_ns,
+                ..cfg(1)
+            },
+        );
+        let out = sim.run_eevdf().unwrap();
+        out.report
+            .group("build")
+            .unwrap()
+            .jobs
+            .clone()
+            .unwrap()
+            .completed
+    };
+    assert!(done(1_000_000) < done(0));
+}
+
+#[test]
+fn lazy_preemption_makes_a_waking_task_wait_for_the_tick_under_eevdf() {
+    let text = r#"
+name = "frames and a hog"
+duration_s = 2
+[[group]]
+name = "game"
+kind = "periodic"
+period_ms = 10
+work_ms = 1
+[[group]]
+name = "hog"
+kind = "cpu"
+"#;
+    let p50 = |lazy: bool| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                preempt_lazy: lazy,
+                ..cfg(1)
+            },
+        );
+        let out = sim.run_eevdf().unwrap();
+        let g = out.report.group("game").unwrap().periodic.clone().unwrap();
+        g.start_lateness.p50_ns
+    };
+    let (eager, lazy) = (p50(false), p50(true));
+    assert!(eager < 100_000, "{eager}");
+    assert!(lazy > 500_000 && lazy <= 4_100_000, "{lazy}");
+}
+
+#[test]
+fn forking_costs_the_slot_thread_not_the_job() {
+    // One slot forking 10 ms jobs for 10 ms each: half the jobs, and the jobs' own CPU
+    // time is still their work.
+    let text = r#"
+name = "jobs"
+duration_s = 1
+seed = 1
+[[group]]
+name = "build"
+kind = "jobs"
+parallel = 1
+work_ms = 10
+"#;
+    let sim = Simulation::new(
+        spec(text),
+        SimConfig {
+            fork_ns: 10_000_000,
+            ..cfg(1)
+        },
+    );
+    let out = sim.run_eevdf().unwrap();
+    let g = out.report.group("build").unwrap();
+    let done = g.jobs.clone().unwrap().completed;
+    assert!((49..=50).contains(&done), "{done}");
+    assert_eq!(g.cpu_ns, done * 10_000_000);
+    // The slot thread's time is the rest of the CPU's.
+    assert!(
+        out.sim.task_cpu_ns >= 990_000_000,
+        "{}",
+        out.sim.task_cpu_ns
+    );
+}
+
+#[test]
+fn delayed_dequeue_keeps_a_ping_pong_pair_from_starving_a_hog_under_eevdf() {
+    let text = r#"
+name = "pair and hog"
+duration_s = 1
+[[group]]
+name = "pair"
+kind = "pingpong"
+work_us = 10
+[[group]]
+name = "hog"
+kind = "cpu"
+"#;
+    let hog_share = |delay_dequeue: bool| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                delay_dequeue,
+                ..cfg(1)
+            },
+        );
+        sim.run_eevdf()
+            .unwrap()
+            .report
+            .group("hog")
+            .unwrap()
+            .cpu_share
+    };
+    // Without it, each 10 us sleep clears the pair's debt and the hog waits forever;
+    // with it, the pair (one runnable thread at a time) and the hog share the CPU.
+    assert!(hog_share(false) < 0.05);
+    let shared = hog_share(true);
+    assert!((0.4..=0.6).contains(&shared), "{shared}");
+}

@@ -1,5 +1,6 @@
 //! The `schedkit` command line as a function: [`main`] gives any binary every
-//! subcommand (`run`, `policies`, `monitor`, `workload`, `sim`, `compare`, `new`) for
+//! subcommand (`run`, `policies`, `monitor`, `workload`, `sim`, `compare`, `new`,
+//! `calibrate`, ...) for
 //! its own policies plus the shipped ones. The `schedkit` binary is `main(&[])`; a
 //! crate made by `schedkit new` calls it with its own policy's entry:
 //!
@@ -23,7 +24,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use schedkit_core::registry::PolicyEntry;
 
 use crate::registry::Registry;
-use crate::{cmd_bench, cmd_sim, cmd_trace, cmd_workload, monitor, new, RunOptions};
+use crate::{calibrate, cmd_bench, cmd_sim, cmd_trace, cmd_workload, monitor, new, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +59,10 @@ enum Command {
     /// Record the machine's scheduling (under any scheduler) to a Perfetto or JSON
     /// timeline, with a schedkit policy's decisions, and print a summary (needs root).
     Trace(cmd_trace::TraceArgs),
+    /// Measure what a context switch, a fork and a trip through a schedkit scheduler
+    /// cost on this machine, and write them as a machine profile for `sim --machine`
+    /// (the trip needs root and a sched_ext kernel).
+    Calibrate(calibrate::CalibrateArgs),
     /// Draw a trace's CPU lanes (from `trace` or `sim --trace`) as an SVG.
     Timeline(cmd_trace::TimelineArgs),
     /// What a trace file holds, read back with schedkit's own decoder, as JSON.
@@ -240,6 +245,7 @@ fn dispatch(reg: &Registry, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Compare(args) => cmd_sim::compare(reg, args, &given),
         Command::New(args) => new::new(args),
         Command::Trace(args) => cmd_trace::trace(args),
+        Command::Calibrate(args) => calibrate::main(reg, args),
         Command::Timeline(args) => cmd_trace::timeline(args),
         Command::TraceCheck { trace } => {
             let found = schedkit_trace::inspect::inspect(&trace)?;

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use schedkit_sim::{compare, plot, SimConfig, SimError, SimOutput, Simulation, EEVDF_NAME};
+use schedkit_sim::{
+    compare, plot, MachineProfile, SimConfig, SimError, SimOutput, Simulation, EEVDF_NAME,
+};
 
 use crate::cli::as_given;
 use crate::registry::Registry;
@@ -13,27 +15,35 @@ use crate::registry::Registry;
 type Owned = (String, Option<String>);
 use schedkit_workload::Spec;
 
-/// Machine and scheduler-cost options shared by `sim` and `compare`.
+/// Machine and scheduler-cost options shared by `sim` and `compare`: a machine
+/// profile, and options that override its values.
 #[derive(clap::Args, Clone)]
 pub struct MachineArgs {
-    /// Number of simulated CPUs.
-    #[arg(long, default_value_t = 2)]
-    cpus: u32,
+    /// The simulated machine's costs and size, a profile TOML as `schedkit calibrate`
+    /// writes it [default: the benchmark VM's, profiles/vm-tcg-2cpu.toml].
+    #[arg(long, value_name = "FILE")]
+    machine: Option<PathBuf>,
+    /// Number of simulated CPUs [default: the profile's].
+    #[arg(long)]
+    cpus: Option<u32>,
     /// Seed for job sizes (default: the spec's).
     #[arg(long)]
     seed: Option<u64>,
     /// Simulated duration in seconds (default: the spec's).
     #[arg(long)]
     duration: Option<f64>,
-    /// CPU time the user-space scheduler spends per scheduling step, microseconds.
-    #[arg(long, default_value_t = 5.0)]
-    step_cost_us: f64,
-    /// CPU time the user-space scheduler spends per task handled, microseconds.
-    #[arg(long, default_value_t = 1.0)]
-    task_cost_us: f64,
-    /// Scheduler tick frequency of the simulated kernel (slices end at a tick).
-    #[arg(long, default_value_t = 250)]
-    hz: u32,
+    /// CPU time the user-space scheduler spends per scheduling step, microseconds
+    /// [default: the profile's sched_wakeup_ns].
+    #[arg(long)]
+    step_cost_us: Option<f64>,
+    /// CPU time the user-space scheduler spends per task handled, microseconds
+    /// [default: the profile's per_task_ns].
+    #[arg(long)]
+    task_cost_us: Option<f64>,
+    /// Scheduler tick frequency of the simulated kernel (slices end at a tick)
+    /// [default: the profile's tick_hz].
+    #[arg(long)]
+    hz: Option<u32>,
     /// The sched_ext watchdog timeout, seconds.
     #[arg(long, default_value_t = 30.0)]
     watchdog_s: f64,
@@ -95,28 +105,44 @@ fn us_to_ns(what: &str, us: f64) -> anyhow::Result<u64> {
 }
 
 impl MachineArgs {
+    /// The profile given with `--machine`, or the shipped VM's.
+    fn profile(&self) -> anyhow::Result<MachineProfile> {
+        match &self.machine {
+            Some(path) => Ok(MachineProfile::from_path(path)?),
+            None => Ok(MachineProfile::vm_default()),
+        }
+    }
+
     fn config(&self, trace: bool) -> anyhow::Result<SimConfig> {
-        if self.cpus == 0 || self.cpus > 1024 {
-            bail!("--cpus must be between 1 and 1024, got {}", self.cpus);
+        let mut cfg = SimConfig::from_profile(&self.profile()?);
+        if let Some(cpus) = self.cpus {
+            if cpus == 0 || cpus > 1024 {
+                bail!("--cpus must be between 1 and 1024, got {cpus}");
+            }
+            cfg.nr_cpus = cpus;
         }
-        if self.hz == 0 || self.hz > 10_000 {
-            bail!("--hz must be between 1 and 10000, got {}", self.hz);
+        if let Some(hz) = self.hz {
+            if hz == 0 || hz > 10_000 {
+                bail!("--hz must be between 1 and 10000, got {hz}");
+            }
+            cfg.hz = hz;
         }
-        Ok(SimConfig {
-            nr_cpus: self.cpus,
-            hz: self.hz,
-            seed: self.seed,
-            duration_ns: self
-                .duration
-                .map(|d| secs_to_ns("--duration", d))
-                .transpose()?,
-            step_cost_ns: us_to_ns("--step-cost-us", self.step_cost_us)?,
-            per_task_cost_ns: us_to_ns("--task-cost-us", self.task_cost_us)?,
-            watchdog_timeout_ns: secs_to_ns("--watchdog-s", self.watchdog_s)?,
-            trace,
-            progress: true,
-            ..SimConfig::default()
-        })
+        if let Some(us) = self.step_cost_us {
+            cfg.step_cost_ns = us_to_ns("--step-cost-us", us)?;
+        }
+        if let Some(us) = self.task_cost_us {
+            // Charged half when a task is drained, half when its decision is sent.
+            cfg.per_task_cost_ns = us_to_ns("--task-cost-us", us)? / 2;
+        }
+        cfg.seed = self.seed;
+        cfg.duration_ns = self
+            .duration
+            .map(|d| secs_to_ns("--duration", d))
+            .transpose()?;
+        cfg.watchdog_timeout_ns = secs_to_ns("--watchdog-s", self.watchdog_s)?;
+        cfg.trace = trace;
+        cfg.progress = true;
+        Ok(cfg)
     }
 }
 

@@ -39,6 +39,7 @@
 //! [`Policy`]: schedkit_core::Policy
 //! [`PolicyEntry`]: schedkit_core::registry::PolicyEntry
 
+pub mod calibrate;
 pub mod cli;
 mod cmd_bench;
 mod cmd_sim;

@@ -228,8 +228,12 @@ fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
 const MAX_SAMPLE_BYTES: u64 = 64 * 1024;
 
 fn read_sample() -> anyhow::Result<ReadSample> {
-    let path = socket_path();
-    let conn = UnixStream::connect(&path).map_err(|e| match e.kind() {
+    read_sample_from(&socket_path())
+}
+
+/// The latest sample of the scheduler serving statistics on `path`.
+pub fn read_sample_from(path: &Path) -> anyhow::Result<ReadSample> {
+    let conn = UnixStream::connect(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
             "permission denied on {}: the statistics are for root, run schedkit monitor with sudo",
             path.display()

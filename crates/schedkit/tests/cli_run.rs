@@ -196,3 +196,70 @@ fn new_refuses_a_path_that_is_not_empty_and_a_bad_name() {
     assert!(std::fs::read_dir(&dir).unwrap().count() == 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn calibrate_refuses_bad_options_in_one_sentence() {
+    assert_one_clear_error(&schedkit(&["calibrate", "--duration", "0"]), "--duration");
+    assert_one_clear_error(
+        &schedkit(&["calibrate", "--policy", "nosuch"]),
+        "unknown policy",
+    );
+}
+
+#[test]
+fn calibrate_without_sched_ext_writes_what_it_measured_and_says_what_it_kept() {
+    if std::path::Path::new("/sys/kernel/sched_ext").exists() {
+        // As root it would attach a scheduler to this machine: not in a host test.
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("schedkit-calibrate-{}.toml", std::process::id()));
+    let o = schedkit(&[
+        "calibrate",
+        "-o",
+        out.to_str().unwrap(),
+        "--duration",
+        "0.2",
+        "--name",
+        "host",
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("kept from the default profile"), "{err}");
+    assert!(err.contains("sched_wakeup_ns and per_task_ns"), "{err}");
+    let p = schedkit_sim::MachineProfile::from_path(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    assert_eq!(p.name, "host");
+    assert!(p.context_switch_ns > 0 && p.fork_ns > 0, "{p:?}");
+    // The file is what `sim --machine` reads.
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/pingpong.toml");
+    let path = std::env::temp_dir().join(format!("schedkit-cal-sim-{}.toml", std::process::id()));
+    std::fs::write(&path, p.to_toml(&[])).unwrap();
+    let o = schedkit(&[
+        "sim",
+        spec,
+        "--policy",
+        "eevdf",
+        "--duration",
+        "0.2",
+        "--machine",
+        path.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&path).unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn sim_refuses_a_bad_machine_profile_in_one_sentence() {
+    let path =
+        std::env::temp_dir().join(format!("schedkit-bad-profile-{}.toml", std::process::id()));
+    std::fs::write(&path, "name = \"x\"\ncpus = 0\n").unwrap();
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/pingpong.toml");
+    let o = schedkit(&["sim", spec, "--machine", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).unwrap();
+    assert_one_clear_error(&o, "machine profile");
+    assert_one_clear_error(
+        &schedkit(&["sim", spec, "--machine", "/nonexistent/m.toml"]),
+        "cannot be read",
+    );
+}

@@ -25,8 +25,12 @@
 //! - The fast path only considers the waking task's previous CPU; there is no
 //!   sync-wakeup or cache-domain placement.
 //! - Decisions reach the queues when the scheduler's step ends, all at once.
-//! - Context switches and migrations cost nothing; the user-space scheduler's steps
-//!   are the only overhead modelled.
+//! - Switching to the user-space scheduler costs a context switch
+//!   ([`SimConfig::context_switch_ns`], plus [`SimConfig::mm_switch_ns`] as it is a
+//!   process of its own) unless it takes its CPU again at once for
+//!   another step; its steps then cost `step_cost_ns` plus `per_task_cost_ns` per
+//!   task drained and per decision sent. Tasks pay their own switches (see
+//!   `engine`).
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -35,7 +39,7 @@ use schedkit_core::{
     ENQ_WAKEUP,
 };
 
-use super::engine::{tick_ns, Cur, Engine, Ev, State, Tid, PID_BASE};
+use super::engine::{tick_ns, Cur, Engine, Ev, Mm, State, Tid, PID_BASE};
 use super::{Machine, ModelStats, SchedulerModel};
 use crate::trace::Record;
 use crate::SimConfig;
@@ -108,6 +112,9 @@ pub(crate) struct SchedExt {
     sched_start_ns: u64,
     /// When the scheduler last started waiting for a CPU.
     sched_needed_ns: u64,
+    /// Where and when the scheduler's last step ended: taking that CPU again at that
+    /// instant is no switch.
+    sched_left: Option<(u32, u64)>,
     /// Slices ended for the scheduler by the tick.
     sched_preemptions: u64,
     sched_until_ns: u64,
@@ -143,6 +150,7 @@ impl SchedulerModel for SchedExt {
             sched_last_cpu: 0,
             sched_start_ns: 0,
             sched_needed_ns: 0,
+            sched_left: None,
             sched_preemptions: 0,
             sched_until_ns: 0,
             held: 0,
@@ -330,7 +338,15 @@ impl SchedExt {
             self.sched_ready = true;
             self.sched_last_cpu = cpu;
             self.sched_start_ns = now;
-            self.sched_until_ns = now;
+            let switch = if self.sched_left == Some((cpu, now)) {
+                0
+            } else if c.mm != Mm::Scheduler {
+                e.cfg.context_switch_ns + e.cfg.mm_switch_ns
+            } else {
+                e.cfg.context_switch_ns
+            };
+            c.mm = Mm::Scheduler;
+            self.sched_until_ns = now + switch;
             return;
         }
         let c = &mut self.cpus[cpu as usize];
@@ -374,6 +390,7 @@ impl SchedExt {
         let c = &mut e.cpus[cpu as usize];
         c.account(now);
         c.cur = Cur::Idle;
+        self.sched_left = Some((cpu, now));
         self.trace_sched_run(e, cpu);
         let mut pending = std::mem::take(&mut self.pending);
         for d in pending.drain(..) {

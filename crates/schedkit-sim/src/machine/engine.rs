@@ -65,6 +65,17 @@ pub(crate) struct Task {
     pub(crate) run_since_sleep_ns: u64,
     /// When the current stretch on a CPU began.
     pub(crate) run_start_ns: u64,
+    /// CPU time the current stretch spends on the machine's costs (the switch, a
+    /// migration, creating the process) before the task's own work, ns.
+    pub(crate) overhead_ns: u64,
+    /// Cost still owed for creating the task's process, paid on its first run, ns.
+    pub(crate) spawn_cost_ns: u64,
+    /// The part of `overhead_ns` that is the process's creation.
+    pub(crate) overhead_spawn_ns: u64,
+    /// Has run at least once (so `prev_cpu` is where its caches are).
+    pub(crate) has_run: bool,
+    /// The process it belongs to.
+    pub(crate) mm: Mm,
 }
 
 impl Task {
@@ -95,6 +106,23 @@ pub(crate) struct CpuState {
     pub(crate) idle_ns: u64,
     pub(crate) task_ns: u64,
     pub(crate) sched_ns: u64,
+    /// The address space the CPU last ran in (the idle task borrows the previous one,
+    /// as the kernel's lazy TLB does), see [`Mm`].
+    pub(crate) mm: Mm,
+}
+
+/// An address space: switching between two costs [`SimConfig::mm_switch_ns`] more
+/// than switching between threads of one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mm {
+    /// None yet (the CPU has run nothing).
+    None,
+    /// The workload executor's process: its periodic, CPU and ping-pong threads.
+    Executor,
+    /// A job's own process.
+    Job(Tid),
+    /// The user-space scheduler's process.
+    Scheduler,
 }
 
 impl CpuState {
@@ -161,6 +189,7 @@ impl Engine {
                 .map(|_| CpuState {
                     cur: Cur::Idle,
                     since_ns: 0,
+                    mm: Mm::None,
                     epoch: 0,
                     idle_ns: 0,
                     task_ns: 0,
@@ -225,8 +254,15 @@ impl Engine {
         }
     }
 
-    /// Puts `tid` on `cpu`, which must be idle.
+    /// Puts `tid` on `cpu`, which must be idle, paying the machine's context switch
+    /// (and migration, and process creation) cost before its work goes on.
     pub(crate) fn run_task(&mut self, cpu: u32, tid: Tid) {
+        self.run_task_with(cpu, tid, true);
+    }
+
+    /// [`Engine::run_task`]; `switched` is false when the task just goes on running
+    /// where it was (no switch happened, so none is paid).
+    pub(crate) fn run_task_with(&mut self, cpu: u32, tid: Tid, switched: bool) {
         let now = self.now;
         let c = &mut self.cpus[cpu as usize];
         debug_assert_eq!(c.cur, Cur::Idle);
@@ -236,11 +272,27 @@ impl Engine {
         let epoch = c.epoch;
         self.context_switches += 1;
         self.set_state(tid, State::Running(cpu));
+        let (cs, mig) = (self.cfg.context_switch_ns, self.cfg.migration_ns);
         let t = &mut self.tasks[tid];
+        let c = &mut self.cpus[cpu as usize];
+        t.overhead_ns = std::mem::take(&mut t.spawn_cost_ns);
+        t.overhead_spawn_ns = t.overhead_ns;
+        if switched {
+            t.overhead_ns += cs;
+            if t.has_run && t.prev_cpu != cpu {
+                t.overhead_ns += mig;
+            }
+            if c.mm != t.mm {
+                t.overhead_ns += self.cfg.mm_switch_ns;
+            }
+        }
+        c.mm = t.mm;
+        t.has_run = true;
         t.run_start_ns = now;
         t.prev_cpu = cpu;
+        let overhead = t.overhead_ns;
         self.workload_on_cpu(tid);
-        let rem = self.tasks[tid].remaining_ns;
+        let rem = self.tasks[tid].remaining_ns.saturating_add(overhead);
         if rem <= self.end - now {
             self.push(now + rem, Ev::BurstEnd { cpu, epoch });
         }
@@ -263,8 +315,17 @@ impl Engine {
         t.sum_exec_ns += ran;
         t.last_run_ns = ran;
         t.run_since_sleep_ns += ran;
+        // The stretch's overhead came first; a task taken off before it was paid
+        // pays it again next time (the switch happens again).
+        let worked = ran.saturating_sub(t.overhead_ns);
+        // The switch is paid first; the part of the process's creation not paid yet
+        // is still owed.
+        let unpaid = t.overhead_ns.saturating_sub(ran);
+        t.spawn_cost_ns = unpaid.min(t.overhead_spawn_ns);
+        t.overhead_ns = 0;
+        t.overhead_spawn_ns = 0;
         if t.remaining_ns != u64::MAX {
-            t.remaining_ns -= ran;
+            t.remaining_ns -= worked;
         }
         if let Some(tr) = &mut self.trace {
             if ran > 0 {

@@ -7,7 +7,7 @@ use schedkit_core::ENQ_WAKEUP;
 use schedkit_workload::report::LatencyRecorder;
 use schedkit_workload::{Kind, Rng, Spec, WorkDist};
 
-use super::engine::{Cur, Engine, Ev, State, Task, Tid};
+use super::engine::{Cur, Engine, Ev, Mm, State, Task, Tid};
 use super::{Machine, SchedulerModel};
 use crate::trace::Record;
 use crate::weights::{kernel_weight, scx_weight};
@@ -27,7 +27,12 @@ pub(crate) enum Role {
     Hog,
     Job {
         spawned_ns: u64,
+        /// The slot thread that forked it and waits for it, if forks are modelled.
+        slot: Option<Tid>,
     },
+    /// A job slot's thread in the executor, when forking costs the parent CPU
+    /// ([`crate::SimConfig::fork_ns`]): woken by its job's exit, it forks the next.
+    Slot,
     Ping {
         partner: Tid,
         initiator: bool,
@@ -75,7 +80,8 @@ impl Engine {
     /// `tid` was just put on a CPU: the work of a frame starts (late, maybe), or the
     /// reply a ping-pong initiator waited for arrives.
     pub(super) fn workload_on_cpu(&mut self, tid: Tid) {
-        let now = self.now;
+        // The task's own code runs once the switch is paid for.
+        let now = self.now + self.tasks[tid].overhead_ns;
         let t = &mut self.tasks[tid];
         let g = t.group;
         match &mut t.role {
@@ -204,8 +210,16 @@ impl<S: SchedulerModel> Machine<S> {
                 }
                 Kind::Jobs { .. } => {
                     let nr = self.engine.groups[gi].nr_tasks;
-                    for _ in 0..nr {
-                        self.spawn_job(gi);
+                    let fork_ns = self.engine.cfg.fork_ns;
+                    for i in 0..nr {
+                        if fork_ns == 0 {
+                            self.spawn_job(gi, None);
+                        } else {
+                            // The slot thread forks the first job once it has run.
+                            let name = format!("{}-slot{i}", g.name);
+                            let t = self.new_task(gi, name, g.nice, Role::Slot, fork_ns);
+                            self.model.make_runnable(&mut self.engine, t, 0);
+                        }
                     }
                 }
                 Kind::PingPong { work_ns, .. } => {
@@ -268,12 +282,21 @@ impl<S: SchedulerModel> Machine<S> {
             last_run_ns: 0,
             run_since_sleep_ns: 0,
             run_start_ns: 0,
+            overhead_ns: 0,
+            spawn_cost_ns: 0,
+            overhead_spawn_ns: 0,
+            has_run: false,
+            mm: if matches!(role, Role::Job { .. }) {
+                Mm::Job(tid)
+            } else {
+                Mm::Executor
+            },
         });
         self.model.task_added(tid);
         tid
     }
 
-    fn spawn_job(&mut self, g: usize) {
+    fn spawn_job(&mut self, g: usize, slot: Option<Tid>) {
         let gs = &mut self.engine.groups[g];
         if gs.total.is_some_and(|t| gs.started >= t) {
             return;
@@ -284,7 +307,12 @@ impl<S: SchedulerModel> Machine<S> {
         let name = format!("{}#{}", gs.name, gs.started);
         let nice = gs.nice;
         let now = self.engine.now;
-        let t = self.new_task(g, name, nice, Role::Job { spawned_ns: now }, w);
+        let role = Role::Job {
+            spawned_ns: now,
+            slot,
+        };
+        let t = self.new_task(g, name, nice, role, w);
+        self.engine.tasks[t].spawn_cost_ns = self.engine.cfg.process_spawn_ns;
         self.model.make_runnable(&mut self.engine, t, 0);
     }
 
@@ -295,6 +323,7 @@ impl<S: SchedulerModel> Machine<S> {
             return;
         }
         let now = e.now;
+        let fork_ns = e.cfg.fork_ns;
         let t = &mut e.tasks[tid];
         match &mut t.role {
             Role::Periodic {
@@ -304,6 +333,7 @@ impl<S: SchedulerModel> Machine<S> {
                 t.remaining_ns = *work_ns;
             }
             Role::Ping { work_ns, .. } => t.remaining_ns = *work_ns,
+            Role::Slot => t.remaining_ns = fork_ns,
             Role::Hog | Role::Job { .. } => {}
         }
         if let Some(tr) = &mut e.trace {
@@ -361,13 +391,22 @@ impl<S: SchedulerModel> Machine<S> {
                 self.continue_running(cpu, tid);
                 return;
             }
-            Role::Job { spawned_ns } => {
+            Role::Job { spawned_ns, slot } => {
                 self.block(cpu, tid, true);
                 let gs = &mut self.engine.groups[g];
                 gs.completed += 1;
                 gs.completion.record(now - spawned_ns);
                 gs.job_cpu_ns.push(self.engine.tasks[tid].sum_exec_ns);
-                self.spawn_job(g);
+                match slot {
+                    // Its slot thread wakes from waitpid and forks the next.
+                    Some(s) => self.wake(s, Some(tid)),
+                    None => self.spawn_job(g, None),
+                }
+            }
+            Role::Slot => {
+                // The fork is done: the child starts, the slot thread waits for it.
+                self.block(cpu, tid, false);
+                self.spawn_job(g, Some(tid));
             }
             Role::Ping {
                 partner,
@@ -402,7 +441,7 @@ impl<S: SchedulerModel> Machine<S> {
         // The models' per-task state (the slice used so far, the EEVDF runqueue and
         // vruntime) stays as it is: it is still the same dispatch, the same running
         // task.
-        self.engine.run_task(cpu, tid);
+        self.engine.run_task_with(cpu, tid, false);
     }
 
     /// `tid`, just taken off `cpu`, goes to sleep (or exits).
