@@ -107,8 +107,27 @@ test_clear_errors() {
 }
 
 new_crate_test=
+# schedkit calibrate as root on the sched_ext kernel: it measures switches and forks
+# under EEVDF, then attaches fifo and measures the trip through it, and writes a
+# profile that `schedkit sim --machine` accepts.
+test_calibrate_measures_the_trip() {
+    local prof=$LOGS/calibrated.toml err=$LOGS/calibrate.err
+    check "calibrate exits 0" timeout 300 "$SCHEDKIT" calibrate --duration 1 -o "$prof" 2>"$err"
+    sed 's/^/    | /' "$err" | tail -n 3
+    grep -E '^# (context switch|trip):' "$prof" | sed 's/^/    /'
+    local per_task switch
+    per_task=$(sed -nE 's/^per_task_ns = ([0-9]+)$/\1/p' "$prof")
+    switch=$(sed -nE 's/^context_switch_ns = ([0-9]+)$/\1/p' "$prof")
+    check "a context switch was measured (${switch:-?} ns)" [ "${switch:-0}" -gt 0 ]
+    check "the trip's cost per task was measured (${per_task:-?} ns)" [ "${per_task:-0}" -gt 0 ]
+    check "the trip was measured, not kept from the default" grep -q '^# trip:' "$prof"
+    check "sim runs with the profile" bash -c '"$0" sim "$1" --machine "$2" --duration 1 >/dev/null' \
+        "$SCHEDKIT" "$ROOT/scenarios/pingpong.toml" "$prof"
+    check "the kernel is back to its default scheduler" [ "$(state)" = disabled ]
+}
+
 [ -n "${NEW_POLICY_BIN:-}" ] && new_crate_test=test_new_crate_survives_stress
-tests=${VM_TESTS:-"test_fifo_survives_stress test_rustland_survives_stress $new_crate_test test_sigkill_falls_back_to_the_default_scheduler test_restarts_after_cpu_hotplug test_clear_errors"}
+tests=${VM_TESTS:-"test_fifo_survives_stress test_rustland_survives_stress $new_crate_test test_sigkill_falls_back_to_the_default_scheduler test_restarts_after_cpu_hotplug test_clear_errors test_calibrate_measures_the_trip"}
 echo "kernel $(uname -r), $(nproc) CPUs, sched_ext state $(state)"
 for t in $tests; do run_test "$t"; done
 summary
