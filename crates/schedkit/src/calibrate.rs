@@ -114,6 +114,24 @@ fn pin_to(cpu: usize) -> bool {
     }
 }
 
+/// The measuring side of a ping-pong: sends a byte on `tx` and waits for it on `rx`
+/// until `duration` has passed. Returns the round trips and the nanoseconds they took.
+fn ping(rx: &mut File, tx: &mut File, duration: Duration) -> std::io::Result<(u64, u64)> {
+    let mut byte = [0u8; 1];
+    let mut round_trips = 0u64;
+    let t0 = Instant::now();
+    let end = t0 + duration;
+    loop {
+        tx.write_all(&byte)?;
+        rx.read_exact(&mut byte)?;
+        round_trips += 1;
+        if round_trips & 63 == 0 && Instant::now() >= end {
+            break;
+        }
+    }
+    Ok((round_trips, t0.elapsed().as_nanos() as u64))
+}
+
 /// Two threads pinned to one CPU ping-pong a byte through two pipes for `duration`:
 /// every message is a write, a wake-up, a context switch and a read. The caller's
 /// own thread and its affinity are left alone.
@@ -135,19 +153,7 @@ pub fn switch_cost(duration: Duration) -> std::io::Result<SwitchCost> {
         });
         let ping = s.spawn(move || -> std::io::Result<(bool, u64, u64)> {
             let pinned = cpu.is_some_and(pin_to);
-            let mut byte = [0u8; 1];
-            let mut round_trips = 0u64;
-            let t0 = Instant::now();
-            let end = t0 + duration;
-            loop {
-                a_tx.write_all(&byte)?;
-                a_rx.read_exact(&mut byte)?;
-                round_trips += 1;
-                if round_trips & 63 == 0 && Instant::now() >= end {
-                    break;
-                }
-            }
-            let elapsed = t0.elapsed().as_nanos() as u64;
+            let (round_trips, elapsed) = ping(&mut a_rx, &mut a_tx, duration)?;
             drop(a_tx); // the pong thread sees EOF and ends
             Ok((pinned, round_trips, elapsed))
         });
@@ -203,19 +209,8 @@ pub fn process_switch_cost(duration: Duration) -> std::io::Result<SwitchCost> {
         s.spawn(move || -> std::io::Result<(bool, u64, u64)> {
             let (mut rx, mut tx) = (a_rx, a_tx);
             let pinned = cpu.is_some_and(pin_to);
-            let mut byte = [0u8; 1];
-            let mut round_trips = 0u64;
-            let t0 = Instant::now();
-            let end = t0 + duration;
-            loop {
-                tx.write_all(&byte)?;
-                rx.read_exact(&mut byte)?;
-                round_trips += 1;
-                if round_trips & 63 == 0 && Instant::now() >= end {
-                    break;
-                }
-            }
-            Ok((pinned, round_trips, t0.elapsed().as_nanos() as u64))
+            let (round_trips, elapsed) = ping(&mut rx, &mut tx, duration)?;
+            Ok((pinned, round_trips, elapsed))
         })
         .join()
         .unwrap_or_else(|_| Err(std::io::Error::other("the ping-pong thread panicked")))
