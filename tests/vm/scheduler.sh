@@ -126,8 +126,46 @@ test_calibrate_measures_the_trip() {
     check "the kernel is back to its default scheduler" [ "$(state)" = disabled ]
 }
 
+# Standing instructions: under rustland, ping-pong pairs (which wake about a thousand
+# times a second) beside CPU hogs are dispatched mostly by the kernel side from the
+# policy's standing instructions, and the hogs they preempt keep their place; with
+# --no-standing every wake-up goes through the policy. The round trips of both are
+# printed (one run each: a figure, not a benchmark).
+standing_run() { # standing_run LOG [OPTION]: sets SR="round-trips/s standing kept rescued"
+    local log=$1; shift
+    SR=
+    check "rustland $* attaches" start_scheduler "$log" rustland --stats 1 "$@" || return
+    sleep 2
+    local rt
+    rt=$("$SCHEDKIT" workload run "$ROOT/scenarios/pingpong.toml" --duration 6 2>/dev/null |
+        sed -nE 's/^pairs .* round trips [0-9]+ +([0-9.]+)\/s.*/\1/p')
+    sleep 1
+    check "still attached after the ping-pong" [ "$(state)" = enabled ]
+    kill -INT $SCHED_PID
+    wait $SCHED_PID
+    check "SIGINT exits 0" [ $? -eq 0 ]
+    check "state back to disabled" wait_state disabled 10
+    SR="${rt:-0} $(last_stat "$log" 'standing ([0-9]+) \|') $(last_stat "$log" 'kept ([0-9]+) ') $(last_stat "$log" 'rescued ([0-9]+) ')"
+}
+
+test_standing_instructions_skip_the_trip() {
+    local rt1 st1 kept1 res1 rt2 st2 kept2 res2
+    standing_run "$LOGS/standing-on.log"
+    read -r rt1 st1 kept1 res1 <<<"$SR"
+    standing_run "$LOGS/standing-off.log" --no-standing
+    read -r rt2 st2 kept2 res2 <<<"$SR"
+    echo "    standing on:  ${rt1:-?} round trips/s, ${st1:-?} standing dispatches, ${kept1:-?} preempted tasks kept their place"
+    echo "    standing off: ${rt2:-?} round trips/s, ${st2:-?} standing dispatches, ${kept2:-?} kept"
+    check "the pairs ran" python3 -c "import sys; sys.exit(not (float('${rt1:-0}') > 0 and float('${rt2:-0}') > 0))"
+    check "wake-ups were dispatched from standing instructions (${st1:-?})" [ "${st1:-0}" -gt 100 ]
+    check "preempted tasks kept their place (${kept1:-?})" [ "${kept1:-0}" -gt 0 ]
+    check "--no-standing leaves none (${st2:-?})" [ "${st2:-1}" -eq 0 ]
+    check "no task needed rescuing (${res1:-?}, ${res2:-?})" [ "${res1:-1}${res2:-1}" = 00 ]
+    check "dmesg has no BUG, WARNING or stall" dmesg_clean
+}
+
 [ -n "${NEW_POLICY_BIN:-}" ] && new_crate_test=test_new_crate_survives_stress
-tests=${VM_TESTS:-"test_fifo_survives_stress test_rustland_survives_stress $new_crate_test test_sigkill_falls_back_to_the_default_scheduler test_restarts_after_cpu_hotplug test_clear_errors test_calibrate_measures_the_trip"}
+tests=${VM_TESTS:-"test_fifo_survives_stress test_rustland_survives_stress $new_crate_test test_sigkill_falls_back_to_the_default_scheduler test_restarts_after_cpu_hotplug test_clear_errors test_calibrate_measures_the_trip test_standing_instructions_skip_the_trip"}
 echo "kernel $(uname -r), $(nproc) CPUs, sched_ext state $(state)"
 for t in $tests; do run_test "$t"; done
 summary

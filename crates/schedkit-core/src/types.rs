@@ -108,6 +108,29 @@ pub struct Decision {
     /// margin keeps near-equals from taking turns preempting each other, which costs
     /// two switches and a round trip through the scheduler each time.
     pub preempt_margin_ns: Option<u64>,
+    /// A standing instruction for the task's later wake-ups (see [`Standing`]), or
+    /// `None`. Any later decision for the task replaces it.
+    pub standing: Option<Standing>,
+}
+
+/// A standing instruction: the task's next wake-ups are dispatched by the backend
+/// itself, without a trip through the policy, as this decision says: the same slice
+/// and preemption margin, to an idle CPU if there is one (its previous CPU first), else
+/// to the shared queue by vtime. The vtime is the decision's, advanced as a vruntime by
+/// the CPU time the task uses from then on (`used × 100 / weight`). It lapses once the
+/// task has used `cpu_budget_ns` of CPU time or `ttl_ns` have passed, whichever comes
+/// first; the next enqueue then comes to the policy, with the run time it used in the
+/// meantime, and the policy may issue a new one. Enqueues that are not wake-ups (a
+/// slice that ran out, an affinity change) always come to the policy.
+///
+/// This is how a task that wakes thousands of times a second (a ping-pong pair, a
+/// pipe) skips the round trip through user space while the policy still decides its
+/// place. Backends that cannot apply one ignore it: every enqueue then comes to the
+/// policy, which is always correct, only slower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub cpu_budget_ns: u64,
+    pub ttl_ns: u64,
 }
 
 impl Decision {
@@ -136,6 +159,7 @@ impl Decision {
             slice_ns,
             vtime: 0,
             preempt_margin_ns: None,
+            standing: None,
         }
     }
 
@@ -179,6 +203,25 @@ impl Decision {
     /// Sets or clears the preemption margin at once (`None`: never preempt).
     pub fn preempt_margin(mut self, margin_ns: Option<u64>) -> Self {
         self.preempt_margin_ns = margin_ns;
+        self
+    }
+
+    /// Also leaves a standing instruction for the task's next wake-ups (see
+    /// [`Standing`]): they skip the policy until the task has used `cpu_budget_ns` of
+    /// CPU time or `ttl_ns` have passed. A zero budget or time-to-live leaves none.
+    ///
+    /// ```
+    /// use schedkit_core::{Decision, QueuedTask, Standing};
+    ///
+    /// let d = Decision::new(&QueuedTask::new(42, 7), 5_000_000).standing(2_000_000, 50_000_000);
+    /// assert_eq!(d.standing, Some(Standing { cpu_budget_ns: 2_000_000, ttl_ns: 50_000_000 }));
+    /// assert_eq!(Decision::new(&QueuedTask::new(42, 7), 1).standing(0, 1).standing, None);
+    /// ```
+    pub fn standing(mut self, cpu_budget_ns: u64, ttl_ns: u64) -> Self {
+        self.standing = (cpu_budget_ns > 0 && ttl_ns > 0).then_some(Standing {
+            cpu_budget_ns,
+            ttl_ns,
+        });
         self
     }
 }
@@ -372,6 +415,14 @@ pub struct Counters {
     /// Running tasks preempted to let a decision with an earlier vtime run, or the
     /// user-space scheduler when it waited too long for a CPU.
     pub preemptions: u64,
+    /// Wake-ups the backend dispatched from a policy's standing instruction, without
+    /// a trip through the policy.
+    #[serde(default)]
+    pub standing_dispatches: u64,
+    /// Tasks preempted before their slice ran out that the backend put back in their
+    /// place (their vtime, the rest of their slice) without a trip through the policy.
+    #[serde(default)]
+    pub preempted_kept: u64,
     /// The scheduler's CPU time per task it handles, moving average, ns (filled in by
     /// the runtime; see `Runtime::trip_cost_ns`).
     #[serde(default)]

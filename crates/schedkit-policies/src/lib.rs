@@ -71,6 +71,11 @@ pub const RUSTLAND: PolicyEntry = PolicyEntry {
             help: "keep every task on the CPU it ran on last",
             kind: OptionKind::Flag,
         },
+        PolicyOption {
+            name: "no-standing",
+            help: "send every wake-up through the policy (by default, tasks that wake 100 times a second or more skip the trip for one minimum slice of CPU time)",
+            kind: OptionKind::Flag,
+        },
     ],
     build: build_rustland,
 };
@@ -84,7 +89,9 @@ fn build_rustland(o: &OptionValues) -> Result<Box<dyn Policy>, String> {
         ));
     }
     Ok(Box::new(
-        rustland::Rustland::new(max * 1000, min * 1000).with_percpu_local(o.flag("percpu-local")?),
+        rustland::Rustland::new(max * 1000, min * 1000)
+            .with_percpu_local(o.flag("percpu-local")?)
+            .with_standing(!o.flag("no-standing")?),
     ))
 }
 

@@ -125,6 +125,19 @@ pub const CREDIT_CAP_SLICES: u64 = 2;
 /// move forward in virtual time.
 pub const RUN_CHARGE_MIN_NS: u64 = 20_000;
 
+/// Switch rate (voluntary context switches per second, moving average) from which a
+/// waking task's decision also stands for its next wake-ups (see
+/// [`schedkit_core::Standing`]): such a task wakes every few milliseconds or more
+/// often, and the round trip through the scheduler would otherwise be most of its
+/// wait. Its credit is then at least 80% of the cap.
+pub const STANDING_MIN_NVCSW: u64 = 100;
+
+/// A standing instruction lapses once the task has used this much CPU time (one
+/// minimum slice by default: the kernel side's vtime for it then runs at most that far
+/// ahead of what the policy would have given), or after [`STANDING_TTL_SLICES`]
+/// maximum slices, so a deadline taken against an old virtual clock does not last.
+pub const STANDING_TTL_SLICES: u64 = 2;
+
 /// How often a task's voluntary context-switch rate is sampled.
 const NVCSW_PERIOD_NS: u64 = 1_000_000_000;
 
@@ -166,7 +179,9 @@ pub struct Rustland {
     slice_max_ns: u64,
     slice_min_ns: u64,
     percpu_local: bool,
+    standing: bool,
     last_slice_ns: u64,
+    nr_standing: u64,
 }
 
 impl Default for Rustland {
@@ -189,13 +204,23 @@ impl Rustland {
             slice_max_ns,
             slice_min_ns: slice_min_ns.min(slice_max_ns),
             percpu_local: false,
+            standing: true,
             last_slice_ns: 0,
+            nr_standing: 0,
         }
     }
 
     /// Keep every task on the CPU it ran on last.
     pub fn with_percpu_local(mut self, percpu_local: bool) -> Self {
         self.percpu_local = percpu_local;
+        self
+    }
+
+    /// Whether waking tasks that switch at least [`STANDING_MIN_NVCSW`] times a
+    /// second get standing instructions (the default), or every enqueue comes to the
+    /// policy.
+    pub fn with_standing(mut self, standing: bool) -> Self {
+        self.standing = standing;
         self
     }
 
@@ -284,7 +309,7 @@ impl Policy for Rustland {
     }
 
     fn dispatch(&mut self, ctx: &mut Context<'_>) -> Option<Decision> {
-        let (deadline, task, vruntime) = loop {
+        let (deadline, task, vruntime, avg_nvcsw) = loop {
             let Reverse((deadline, seq, pid)) = self.queue.pop()?;
             let Some(st) = self.tasks.get_mut(&pid) else {
                 continue; // exited while held
@@ -292,7 +317,7 @@ impl Policy for Rustland {
             match st.held {
                 Some((held_seq, task)) if held_seq == seq => {
                     st.held = None;
-                    break (deadline, task, st.vruntime);
+                    break (deadline, task, st.vruntime, st.avg_nvcsw);
                 }
                 _ => continue, // re-queued since: a later entry stands for it
             }
@@ -317,12 +342,21 @@ impl Policy for Rustland {
         // hackbench's, with the same credit) from preempting one another over small
         // differences in vruntime: each preemption is two switches and one more round
         // trip through the scheduler.
-        Some(
-            Decision::new(&task, slice_ns)
-                .target(target)
-                .vtime(deadline)
-                .preempt_margin(task.is_wakeup().then_some(self.slice_min_ns)),
-        )
+        let d = Decision::new(&task, slice_ns)
+            .target(target)
+            .vtime(deadline)
+            .preempt_margin(task.is_wakeup().then_some(self.slice_min_ns));
+        // A task that wakes this often keeps this place for its next wake-ups (they
+        // skip the trip) until it has used a minimum slice of CPU time: the kernel
+        // side advances its vtime by what it uses, as `enqueue` would, and the next
+        // trip charges it all. Only on a wake-up: a task whose slice ran out is not
+        // behaving as a sleeper right now.
+        if self.standing && task.is_wakeup() && avg_nvcsw >= STANDING_MIN_NVCSW {
+            self.nr_standing += 1;
+            let ttl = self.slice_max_ns.saturating_mul(STANDING_TTL_SLICES);
+            return Some(d.standing(self.slice_min_ns, ttl));
+        }
+        Some(d)
     }
 
     fn task_exit(&mut self, pid: Pid) {
@@ -345,11 +379,9 @@ impl Policy for Rustland {
             .fold((u64::MAX, 0), |(lo, hi), t| {
                 (lo.min(t.vruntime), hi.max(t.vruntime))
             });
-        PolicyStats::new(self.tasks.len() as u64, self.last_slice_ns).with_figure(
-            "vruntime spread",
-            hi.saturating_sub(lo) as f64 / 1e6,
-            "ms",
-        )
+        PolicyStats::new(self.tasks.len() as u64, self.last_slice_ns)
+            .with_figure("vruntime spread", hi.saturating_sub(lo) as f64 / 1e6, "ms")
+            .with_figure("standing instructions", self.nr_standing as f64, "")
     }
 }
 
@@ -444,6 +476,58 @@ mod tests {
         enqueue(&mut p, &mut fake, t.next(20 * MS, 0, false));
         let d = dispatch(&mut p, &mut fake).unwrap();
         assert_eq!(d.preempt_margin_ns, None);
+    }
+
+    #[test]
+    fn only_a_frequent_waker_on_a_wakeup_gets_a_standing_instruction() {
+        let mut fake = FakeBackend::new(2);
+        let mut p = Rustland::new(20 * MS, 5 * MS);
+        let (mut hog, mut sleeper) = (Sim::new(1), Sim::new(2));
+        // No rate known yet: nobody gets one.
+        enqueue(&mut p, &mut fake, hog.next(MS, 0, true));
+        enqueue(&mut p, &mut fake, sleeper.next(MS, 1000, true));
+        let first = dispatch_all(&mut p, &mut fake);
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|d| d.standing.is_none()), "{first:?}");
+        // Once the sleeper's rate (1000/s) is known, its wake-ups carry one: one
+        // minimum slice of CPU time, for two maximum slices at most.
+        fake.set_now(5 * SEC);
+        let mut issued = 0;
+        for _ in 0..5 {
+            enqueue(&mut p, &mut fake, sleeper.next(MS, 1000, true));
+            issued += u64::from(dispatch(&mut p, &mut fake).unwrap().standing.is_some());
+            fake.set_now(fake.now_ns() + SEC);
+        }
+        // The first sample puts its average at 250/s, over the threshold.
+        assert_eq!(issued, 4);
+        enqueue(&mut p, &mut fake, sleeper.next(MS, 1000, true));
+        let d = dispatch(&mut p, &mut fake).unwrap();
+        assert_eq!(
+            d.standing,
+            Some(schedkit_core::Standing {
+                cpu_budget_ns: 5 * MS,
+                ttl_ns: 40 * MS
+            })
+        );
+        // The hog (no voluntary switches) never does, and neither does the sleeper
+        // when its slice ran out (not a wake-up).
+        enqueue(&mut p, &mut fake, hog.next(MS, 0, true));
+        assert_eq!(dispatch(&mut p, &mut fake).unwrap().standing, None);
+        enqueue(&mut p, &mut fake, sleeper.next(20 * MS, 0, false));
+        assert_eq!(dispatch(&mut p, &mut fake).unwrap().standing, None);
+        assert!(p
+            .stats()
+            .figures()
+            .any(|f| f.name == "standing instructions" && f.value == 5.0));
+
+        // Turned off, the same wake-up carries none.
+        let mut off = Rustland::new(20 * MS, 5 * MS).with_standing(false);
+        let mut s2 = Sim::new(3);
+        for i in 0..7 {
+            fake.set_now(10 * SEC + i * SEC);
+            enqueue(&mut off, &mut fake, s2.next(MS, 1000, true));
+            assert_eq!(dispatch(&mut off, &mut fake).unwrap().standing, None);
+        }
     }
 
     #[test]

@@ -42,6 +42,15 @@ struct schedkit_decision {
 	u64 flags;		/* enum schedkit_decision_flags */
 	u64 preempt_margin_ns;	/* with SCHEDKIT_DEC_PREEMPT: preempt only a task whose
 				 * vtime is later than this one's by more than this */
+	/*
+	 * A standing instruction, if both are non-zero: the task's later wake-ups are
+	 * dispatched by the kernel side with this decision's slice, preemption and vtime
+	 * (advanced by the CPU time used since, scaled by weight), without a trip to
+	 * user space, until the task has used standing_budget_ns of CPU time or
+	 * standing_ttl_ns have passed. Any decision replaces it.
+	 */
+	u64 standing_budget_ns;
+	u64 standing_ttl_ns;
 };
 
 /* Argument of the pick_idle_cpu syscall program. */

@@ -144,11 +144,19 @@ u64 nr_exit_pid_reused;	/* exit records not sent: the pid already named a new ta
 u64 nr_exit_lost;	/* exit events dropped because the ring was full */
 u64 max_vtime;		/* largest vtime seen in a decision */
 u64 nr_preemptions;	/* slices cut short for an earlier decision or the scheduler */
+u64 nr_standing_dispatches; /* wake-ups dispatched from a standing instruction */
 /*
  * vtime of the task running on each CPU, or 0 for one that must not be preempted
  * for a user-space decision (the scheduler itself, kernel threads it bypasses).
  */
 u64 running_vtime[MAX_CPUS];
+/*
+ * Set when a CPU is kicked to preempt its task (for an earlier decision, or for the
+ * scheduler at the tick); cleared when the next task starts there. The task that
+ * stops meanwhile was preempted: it keeps its place without a trip to user space.
+ */
+bool preempt_pending[MAX_CPUS];
+u64 nr_preempted_kept;	/* preempted tasks put back in their place by the kernel side */
 /* Tasks in the shared and per-CPU queues, as of the last time the scheduler woke up. */
 u64 nr_dsq_waiting;
 /* When the scheduler was queued and has not run since, or 0. */
@@ -277,6 +285,25 @@ struct task_ctx {
 	bool rescued;		/* moved to the fallback queue by a safety net */
 	u64 fallback_vtime;	/* weighted run time, for the fallback queue's order */
 	bool in_fallback;	/* last queued by the dispatcher, not by a decision */
+	/*
+	 * The policy's standing instruction for wake-ups (see intf.h), valid while
+	 * st_until is non-zero, st_until is in the future and st_used < st_budget.
+	 */
+	u64 st_until;
+	u64 st_vtime;		/* the decision's vtime when it was issued */
+	u64 st_used;		/* CPU time used since it was issued */
+	u64 st_budget;
+	u64 st_slice;
+	u64 st_flags;		/* enum schedkit_decision_flags */
+	u64 st_margin;
+	/*
+	 * Whether the task's current place (p->scx.dsq_vtime, its slice) was given by the
+	 * policy; the slice left at the start of its current run and at its end. A task
+	 * preempted for another keeps that place.
+	 */
+	bool decided;
+	u64 slice_at_start;
+	u64 slice_left;
 };
 
 struct {
@@ -481,7 +508,10 @@ static u64 oldest_parked_wait(u64 now)
 
 static bool usersched_late(u64 now)
 {
-	return !usersched_on_cpu && now - usersched_seen_at > LATE_NS &&
+	u64 seen = usersched_seen_at;
+
+	/* Another CPU may have set it after `now` was read. */
+	return !usersched_on_cpu && now > seen && now - seen > LATE_NS &&
 	       oldest_parked_wait(now) > LATE_NS;
 }
 
@@ -526,7 +556,13 @@ static void rescue_starved_in(u64 dsq, u64 now)
 	bpf_for_each(scx_dsq, p, dsq, 0) {
 		struct task_ctx *tctx = lookup_task_ctx(p);
 
-		if (!tctx || !tctx->runnable_since || now - tctx->runnable_since < RESCUE_NS)
+		/*
+		 * `now` was read when the timer started: a task that became runnable on
+		 * another CPU since has a later runnable_since, and the difference would
+		 * wrap around to a huge wait (seen: ping-pong tasks rescued at once).
+		 */
+		if (!tctx || !tctx->runnable_since || now < tctx->runnable_since ||
+		    now - tctx->runnable_since < RESCUE_NS)
 			continue;
 		tctx->in_fallback = true;
 		tctx->rescued = true;
@@ -598,7 +634,8 @@ static void leave_degraded(u64 now)
 {
 	u64 since = degraded_since;
 
-	if (since && __sync_val_compare_and_swap(&degraded_since, since, 0) == since)
+	if (since && __sync_val_compare_and_swap(&degraded_since, since, 0) == since &&
+	    now > since)
 		__sync_fetch_and_add(&degraded_ns, now - since);
 }
 
@@ -618,6 +655,10 @@ s32 BPF_PROG(schedkit_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_
 	 */
 	if (is_idle && (is_usersched(p) || bypasses_user(p) || is_degraded() ||
 			(!nr_waiting_in_user() && !scx_bpf_dsq_nr_queued(SHARED_DSQ)))) {
+		struct task_ctx *tctx = lookup_task_ctx(p);
+
+		if (tctx)
+			tctx->decided = false;
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, default_slice_ns, 0);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
 		if (!is_usersched(p))
@@ -626,11 +667,88 @@ s32 BPF_PROG(schedkit_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_
 	return cpu;
 }
 
+static void preempt_for(const struct task_struct *p, u64 vtime);
+static u64 clamp_slice(u64 slice_ns);
+
+/*
+ * A waking task with a standing instruction from the policy (see intf.h) is
+ * dispatched here, as the policy said, without a trip to user space: to its previous
+ * CPU or another allowed one if idle (claimed, so no other wake-up takes it), otherwise
+ * to the shared queue by its vtime, preempting as the instruction allows. Its vtime is
+ * the instruction's advanced by the CPU time used since, scaled by weight, as a
+ * vruntime would be. An expired instruction is dropped and the task takes the trip,
+ * where the policy sees what it used and may issue a new one.
+ */
+static __always_inline bool standing_dispatch(struct task_struct *p, struct task_ctx *tctx,
+					      u64 enq_flags)
+{
+	u64 vtime, now, weight = p->scx.weight ? p->scx.weight : 1;
+	s32 cpu, target = -1;
+
+	if (!tctx->st_until)
+		return false;
+	now = bpf_ktime_get_ns();
+	if (now >= tctx->st_until || tctx->st_used >= tctx->st_budget) {
+		tctx->st_until = 0;
+		return false;
+	}
+	vtime = tctx->st_vtime + tctx->st_used * 100 / weight;
+	cpu = scx_bpf_task_cpu(p);
+	if (cpu >= 0 && cpu < MAX_CPUS && bpf_cpumask_test_cpu(cpu, p->cpus_ptr) &&
+	    is_online(cpu) && scx_bpf_test_and_clear_cpu_idle(cpu))
+		target = cpu;
+	else
+		target = pick_idle_online_cpu(p->cpus_ptr);
+	if (target >= 0) {
+		scx_bpf_dsq_insert_vtime(p, PCPU_DSQ_BASE + target, tctx->st_slice, vtime,
+					 enq_flags);
+		scx_bpf_kick_cpu(target, SCX_KICK_IDLE);
+	} else {
+		scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, tctx->st_slice, vtime, enq_flags);
+		if (tctx->st_flags & SCHEDKIT_DEC_PREEMPT)
+			preempt_for(p, vtime + tctx->st_margin < vtime ?
+					       (u64)-1 : vtime + tctx->st_margin);
+	}
+	tctx->decided = true;
+	__sync_fetch_and_add(&nr_standing_dispatches, 1);
+	trace_task(SK_TR_DECISION, p, target, tctx->st_slice, vtime,
+		   SK_TRF_STANDING |
+			   ((tctx->st_flags & SCHEDKIT_DEC_PREEMPT) ? SK_TRF_PREEMPT : 0));
+	return true;
+}
+
+/*
+ * A task the policy placed, preempted for another (an earlier decision, or the
+ * scheduler at the tick) before its slice ran out, goes to the shared queue (not a
+ * CPU's own, which CPUs serve first) by the vtime it had, with the rest of its slice: a preemption is not a new decision,
+ * and sending it to user space would make the scheduler, which runs first, delay the
+ * very task the preemption was for.
+ */
+static __always_inline bool keep_place(struct task_struct *p, struct task_ctx *tctx,
+				       u64 enq_flags)
+{
+	u32 cpu = scx_bpf_task_cpu(p);
+	s32 idle;
+
+	asm volatile("" : "+r"(cpu));
+	if (!preempt_pending[cpu & (MAX_CPUS - 1)] || tctx->slice_left < SLICE_MIN_NS)
+		return false;
+	preempt_pending[cpu & (MAX_CPUS - 1)] = false;
+	tctx->decided = true;
+	__sync_fetch_and_add(&nr_preempted_kept, 1);
+	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, tctx->slice_left, p->scx.dsq_vtime, enq_flags);
+	idle = pick_idle_online_cpu(p->cpus_ptr);
+	if (idle >= 0)
+		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+	return true;
+}
+
 SEC("struct_ops/schedkit_enqueue")
 void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct schedkit_queued_task *e;
 	struct task_ctx *tctx;
+	bool decided;
 
 	if (is_usersched(p)) {
 		count_dsq_waiting();
@@ -661,6 +779,14 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 	tctx->generation++;
 	tctx->in_fallback = false;
+	/*
+	 * A task preempted or out of slice stays runnable, so ops.runnable does not run
+	 * for it: the safety net's clock starts here.
+	 */
+	if (!tctx->runnable_since)
+		tctx->runnable_since = bpf_ktime_get_ns();
+	decided = tctx->decided;
+	tctx->decided = false;
 
 	if (is_degraded() || tctx->rescued) {
 		/*
@@ -676,6 +802,11 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 		kick_idle_cpu(p);
 		return;
 	}
+
+	if ((enq_flags & SCX_ENQ_WAKEUP) && standing_dispatch(p, tctx, enq_flags))
+		return;
+	if (!(enq_flags & SCX_ENQ_WAKEUP) && decided && keep_place(p, tctx, enq_flags))
+		return;
 
 	e = bpf_ringbuf_reserve(&queued, sizeof(*e), 0);
 	if (!e) {
@@ -741,6 +872,7 @@ static void preempt_for(const struct task_struct *p, u64 vtime)
 
 		asm volatile("" : "+r"(i));
 		running_vtime[i & (MAX_CPUS - 1)] = 0; /* one kick per running task */
+		preempt_pending[i & (MAX_CPUS - 1)] = true;
 		scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
 		__sync_fetch_and_add(&nr_preemptions, 1);
 	}
@@ -816,6 +948,20 @@ static void apply_decision(const struct schedkit_decision *d)
 		goto out;
 	}
 	tctx->in_fallback = false;
+	tctx->decided = true;
+	if (d->standing_budget_ns && d->standing_ttl_ns) {
+		tctx->st_vtime = d->vtime;
+		tctx->st_used = 0;
+		tctx->st_budget = d->standing_budget_ns;
+		tctx->st_slice = clamp_slice(d->slice_ns);
+		tctx->st_flags = d->flags;
+		tctx->st_margin = d->preempt_margin_ns;
+		tctx->st_until = bpf_ktime_get_ns() + d->standing_ttl_ns;
+		if (tctx->st_until < d->standing_ttl_ns)
+			tctx->st_until = (u64)-1;
+	} else {
+		tctx->st_until = 0;
+	}
 	if (d->vtime > max_vtime)
 		max_vtime = d->vtime;
 	__sync_fetch_and_add(&nr_user_dispatches, 1);
@@ -901,8 +1047,10 @@ void BPF_PROG(schedkit_running, struct task_struct *p)
 	u32 cpu = scx_bpf_task_cpu(p);
 
 	__sync_fetch_and_add(&nr_running, 1);
+	preempt_pending[cpu & (MAX_CPUS - 1)] = false;
 	if (tctx) {
 		tctx->started_at = now;
+		tctx->slice_at_start = p->scx.slice;
 		tctx->runnable_since = 0;
 		tctx->rescued = false;
 		if (tctx->fallback_vtime > fallback_vtime_now)
@@ -939,9 +1087,12 @@ void BPF_PROG(schedkit_stopping, struct task_struct *p, bool runnable)
 		return;
 	ran = now - tctx->started_at;
 	tctx->started_at = 0;
+	tctx->slice_left = tctx->slice_at_start > ran ? tctx->slice_at_start - ran : 0;
 	tctx->last_run_ns = ran;
 	tctx->run_since_sleep_ns += ran;
 	tctx->fallback_vtime += ran * 100 / (p->scx.weight ? p->scx.weight : 1);
+	if (tctx->st_until)
+		tctx->st_used += ran;
 }
 
 /*
@@ -955,6 +1106,7 @@ void BPF_PROG(schedkit_tick, struct task_struct *p)
 	u64 queued = usersched_queued_at;
 	struct task_struct *sched;
 	bool allowed;
+	u32 cpu;
 
 	if (!queued || is_usersched(p) || bpf_ktime_get_ns() - queued < USERSCHED_WAIT_NS)
 		return;
@@ -968,6 +1120,9 @@ void BPF_PROG(schedkit_tick, struct task_struct *p)
 		return;
 	if (__sync_val_compare_and_swap(&usersched_queued_at, queued, 0) != queued)
 		return;
+	cpu = bpf_get_smp_processor_id();
+	asm volatile("" : "+r"(cpu));
+	preempt_pending[cpu & (MAX_CPUS - 1)] = true;
 	p->scx.slice = 0;
 	__sync_fetch_and_add(&nr_preemptions, 1);
 }
@@ -983,6 +1138,7 @@ void BPF_PROG(schedkit_enable, struct task_struct *p)
 		tctx->last_run_ns = 0;
 		tctx->run_since_sleep_ns = 0;
 		tctx->fallback_vtime = fallback_vtime_now;
+		tctx->st_until = 0;
 	}
 }
 

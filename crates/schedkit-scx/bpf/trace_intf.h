@@ -24,6 +24,7 @@ enum sk_trace_kind {
 enum sk_trace_flags {
 	SK_TRF_PREEMPT = 1,	/* the decision may preempt */
 	SK_TRF_KERNEL = 2,	/* the dispatcher decided alone */
+	SK_TRF_STANDING = 4,	/* applied from the policy's standing instruction */
 };
 
 struct sk_trace_rec {

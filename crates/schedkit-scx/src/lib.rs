@@ -132,6 +132,8 @@ struct RawDecision {
     generation: u64,
     flags: u64,
     preempt_margin_ns: u64,
+    standing_budget_ns: u64,
+    standing_ttl_ns: u64,
 }
 
 /// `SCHEDKIT_DEC_PREEMPT` in `bpf/intf.h`.
@@ -418,6 +420,8 @@ impl Backend for ScxBackend {
                 0
             },
             preempt_margin_ns: d.preempt_margin_ns.unwrap_or(0),
+            standing_budget_ns: d.standing.map_or(0, |s| s.cpu_budget_ns),
+            standing_ttl_ns: d.standing.map_or(0, |s| s.ttl_ns),
         };
         let mut sample = self
             .user_ring
@@ -520,6 +524,8 @@ impl Backend for ScxBackend {
             rescued: read(&b.nr_rescued),
             idle_query_errors: self.idle_query_fails,
             preemptions: read(&b.nr_preemptions),
+            standing_dispatches: read(&b.nr_standing_dispatches),
+            preempted_kept: read(&b.nr_preempted_kept),
             // The runtime measures it.
             trip_cost_ns: 0,
             degraded_ns: degraded_ns(read(&b.degraded_ns), read(&b.degraded_since), now_ns()),
@@ -678,8 +684,8 @@ mod tests {
     fn records_match_the_c_layout() {
         // struct schedkit_queued_task: 4 x 4 bytes, 8 x 8 bytes, 16 bytes of comm.
         assert_eq!(size_of::<RawQueuedTask>(), 16 + 64 + 16);
-        // struct schedkit_decision: 2 x 4 bytes, 5 x 8 bytes.
-        assert_eq!(size_of::<RawDecision>(), 8 + 40);
+        // struct schedkit_decision: 2 x 4 bytes, 7 x 8 bytes.
+        assert_eq!(size_of::<RawDecision>(), 8 + 56);
         assert_eq!(size_of::<RawIdleQuery>(), 8);
     }
 

@@ -194,6 +194,9 @@ pub struct SimStats {
     pub user_dispatches: u64,
     /// Dispatches by the kernel-side fast path.
     pub kernel_dispatches: u64,
+    /// Wake-ups dispatched from the policy's standing instructions, without a trip.
+    #[serde(default)]
+    pub standing_dispatches: u64,
     /// Decisions dropped as stale.
     pub cancelled: u64,
     /// Decisions for a CPU the task may not use, sent to the shared queue instead.

@@ -70,17 +70,19 @@ pub fn stats_line(s: &Sample) -> String {
     let c = &s.counters;
     let p = &s.policy_stats;
     format!(
-        "[{}] running {} queued {} held {} | dispatches user {} kernel {} | cancelled {} bounced {} congestion {} preempted {} exits lost {} rescued {} | degraded {:.2} s | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms{}",
+        "[{}] running {} queued {} held {} | dispatches user {} kernel {} standing {} | cancelled {} bounced {} congestion {} preempted {} kept {} exits lost {} rescued {} | degraded {:.2} s | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms{}",
         s.policy,
         c.nr_running,
         c.nr_queued,
         c.nr_held,
         c.user_dispatches,
         c.kernel_dispatches,
+        c.standing_dispatches,
         c.cancelled,
         c.bounced,
         c.congestion,
         c.preemptions,
+        c.preempted_kept,
         c.exit_lost,
         c.rescued,
         c.degraded_ns as f64 / 1e9,
@@ -293,8 +295,8 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
         "schedkit {} up {:.0} s\n\
          {:<22}{:>12}{:>14}\n\
          {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
-         {:<22}{:>12}{:>14}\n{:<22}{:>12}{:>14}\n\
-         {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
+         {:<22}{:>12}{:>14}\n{:<22}{:>12}{:>14}\n{:<22}{:>12}{:>14}\n\
+         {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
          {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12.2} ms\n{:<22}{:>12}\n\
          {:<22}{:>12.1} us\n{}",
         s.policy,
@@ -311,6 +313,9 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
         "user dispatches",
         c.user_dispatches,
         rate(c.user_dispatches, |c| c.user_dispatches),
+        "standing dispatches",
+        c.standing_dispatches,
+        rate(c.standing_dispatches, |c| c.standing_dispatches),
         "kernel dispatches",
         c.kernel_dispatches,
         rate(c.kernel_dispatches, |c| c.kernel_dispatches),
@@ -322,6 +327,8 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
         c.congestion,
         "preempted",
         c.preemptions,
+        "preempted, kept place",
+        c.preempted_kept,
         "exit events lost",
         c.exit_lost,
         "policy tasks",
@@ -369,6 +376,8 @@ mod tests {
             "bounced",
             "congestion",
             "preempted 0",
+            "kept 0",
+            "standing 0",
             "page faults 0",
             "slice 5.00 ms",
             "tasks 4",

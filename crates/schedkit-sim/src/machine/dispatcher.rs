@@ -49,6 +49,10 @@ use crate::SimConfig;
 /// runtime retries next step) instead of growing memory without bound.
 const DISPATCH_RING_CAPACITY: usize = 4096;
 
+/// The shortest slice the dispatcher gives (`SLICE_MIN_NS`): a preempted task with
+/// less left goes back to the policy.
+const SLICE_MIN_NS: u64 = 50_000;
+
 /// The kernel's default slice for tasks the BPF side dispatches by itself.
 const SCX_SLICE_DFL_NS: u64 = 20_000_000;
 
@@ -77,6 +81,21 @@ struct ScxTask {
     dsq_vtime: u64,
     /// When the task last became runnable (for the watchdog).
     runnable_since_ns: u64,
+    /// The policy's standing instruction for its wake-ups, as the dispatcher keeps it.
+    standing: Option<StandingOrder>,
+    /// Whether its current place (vtime, slice) came from the policy.
+    decided: bool,
+}
+
+/// A standing instruction being applied (see [`schedkit_core::Standing`]).
+#[derive(Debug, Clone, Copy)]
+struct StandingOrder {
+    until_ns: u64,
+    vtime: u64,
+    used_ns: u64,
+    budget_ns: u64,
+    slice_ns: u64,
+    margin_ns: Option<u64>,
 }
 
 /// A CPU's sched_ext state.
@@ -185,8 +204,14 @@ impl SchedulerModel for SchedExt {
 
     fn stop_task(&mut self, e: &mut Engine, cpu: u32) -> Tid {
         let tid = e.stop_task(cpu);
-        // The stretch that just ended counts against the slice.
-        self.tasks[tid].slice_used_ns += e.tasks[tid].last_run_ns;
+        // The stretch that just ended counts against the slice, and against the
+        // budget of a standing instruction.
+        let ran = e.tasks[tid].last_run_ns;
+        let t = &mut self.tasks[tid];
+        t.slice_used_ns += ran;
+        if let Some(o) = &mut t.standing {
+            o.used_ns += ran;
+        }
         tid
     }
 
@@ -242,16 +267,62 @@ impl SchedExt {
             // The dispatcher's fast path: straight to the idle CPU it ran on.
             self.counters.kernel_dispatches += 1;
             let t = &mut self.tasks[tid];
+            t.decided = false;
             t.slice_ns = SCX_SLICE_DFL_NS;
             t.slice_used_ns = 0;
             self.insert_local(e, prev, tid, 0, true, false);
             self.pick(e, prev);
             return;
         }
+        if flags & ENQ_WAKEUP != 0 && self.standing_dispatch(e, tid) {
+            return;
+        }
         self.tasks[tid].generation += 1;
         e.set_state(tid, State::Ring);
         self.ring.push_back((tid, flags));
         self.sched_wake(e);
+    }
+
+    /// A waking task with a live standing instruction is dispatched as the dispatcher
+    /// does it: to its previous CPU or another one if idle, else to the shared queue
+    /// by its vtime (advanced by the CPU time used since), preempting if allowed.
+    fn standing_dispatch(&mut self, e: &mut Engine, tid: Tid) -> bool {
+        let Some(o) = self.tasks[tid].standing else {
+            return false;
+        };
+        if e.now >= o.until_ns || o.used_ns >= o.budget_ns {
+            self.tasks[tid].standing = None;
+            return false;
+        }
+        let weight = u64::from(e.tasks[tid].weight.max(1));
+        let vtime = o.vtime.saturating_add(o.used_ns * 100 / weight);
+        self.tasks[tid].generation += 1;
+        self.counters.standing_dispatches += 1;
+        let t = &mut self.tasks[tid];
+        t.decided = true;
+        t.slice_ns = o.slice_ns;
+        t.slice_used_ns = 0;
+        t.dsq_vtime = vtime;
+        let prev = e.tasks[tid].prev_cpu;
+        let n = e.cpus.len() as u32;
+        let idle = std::iter::once(prev)
+            .chain((0..n).filter(|&c| c != prev))
+            .find(|&c| c < n && e.tasks[tid].may_run_on(c) && self.cpu_is_idle(e, c));
+        if let Some(c) = idle {
+            self.insert_local(e, c, tid, vtime, false, o.margin_ns.is_some());
+            self.pick(e, c);
+            return true;
+        }
+        self.dsq_seq += 1;
+        self.shared.insert((vtime, self.dsq_seq, tid));
+        e.set_state(tid, State::Dsq);
+        self.trace_dispatch(e, None, tid, vtime, false, o.margin_ns.is_some());
+        if let Some(margin) = o.margin_ns {
+            self.preempt_waiting
+                .push((tid, vtime.saturating_add(margin)));
+            self.preempt_for_waiting(e);
+        }
+        true
     }
 
     fn insert_local(
@@ -317,9 +388,25 @@ impl SchedExt {
 
     /// Ends the slice of the task running on `cpu` at once: it goes back to the policy,
     /// as at slice expiry, and the CPU picks again.
+    ///
+    /// A task the policy placed with slice left goes back to the shared queue by its
+    /// vtime with the rest of its slice, without a trip, as on the dispatcher.
     fn preempt_cpu(&mut self, e: &mut Engine, cpu: u32) {
-        let t = self.stop_task(e, cpu);
-        self.make_runnable(e, t, 0);
+        let tid = self.stop_task(e, cpu);
+        let t = &mut self.tasks[tid];
+        let left = t.slice_ns.saturating_sub(t.slice_used_ns);
+        if t.decided && left >= SLICE_MIN_NS {
+            self.counters.preempted_kept += 1;
+            t.slice_ns = left;
+            t.slice_used_ns = 0;
+            t.runnable_since_ns = e.now;
+            let vtime = t.dsq_vtime;
+            self.dsq_seq += 1;
+            self.shared.insert((vtime, self.dsq_seq, tid));
+            e.set_state(tid, State::Dsq);
+        } else {
+            self.make_runnable(e, tid, 0);
+        }
         self.pick(e, cpu);
     }
 
@@ -462,6 +549,15 @@ impl SchedExt {
         };
         t.slice_used_ns = 0;
         t.dsq_vtime = d.vtime;
+        t.decided = true;
+        t.standing = d.standing.map(|st| StandingOrder {
+            until_ns: e.now.saturating_add(st.ttl_ns),
+            vtime: d.vtime,
+            used_ns: 0,
+            budget_ns: st.cpu_budget_ns,
+            slice_ns: t.slice_ns,
+            margin_ns: d.preempt_margin_ns,
+        });
         match d.target {
             CpuTarget::On(Cpu(c)) if (c as usize) < e.cpus.len() && e.tasks[tid].may_run_on(c) => {
                 self.insert_local(e, c, tid, d.vtime, false, d.preempt_margin_ns.is_some());

@@ -101,6 +101,7 @@ impl<S: SchedulerModel> Machine<S> {
             context_switches: e.context_switches,
             user_dispatches: c.user_dispatches,
             kernel_dispatches: c.kernel_dispatches,
+            standing_dispatches: c.standing_dispatches,
             cancelled: c.cancelled,
             bounced: c.bounced,
             preemptions: c.preemptions,
