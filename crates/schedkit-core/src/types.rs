@@ -419,8 +419,9 @@ pub struct Counters {
     /// a trip through the policy.
     #[serde(default)]
     pub standing_dispatches: u64,
-    /// Tasks preempted before their slice ran out that the backend put back in their
-    /// place (their vtime, the rest of their slice) without a trip through the policy.
+    /// Tasks preempted for a wake-up placed by a standing instruction, before their
+    /// slice ran out, that the backend put back in their place (their vtime advanced
+    /// by the run they had, the rest of their slice) without a trip through the policy.
     #[serde(default)]
     pub preempted_kept: u64,
     /// The scheduler's CPU time per task it handles, moving average, ns (filled in by

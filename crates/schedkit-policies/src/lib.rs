@@ -72,8 +72,8 @@ pub const RUSTLAND: PolicyEntry = PolicyEntry {
             kind: OptionKind::Flag,
         },
         PolicyOption {
-            name: "no-standing",
-            help: "send every wake-up through the policy (by default, tasks that wake 100 times a second or more skip the trip for one minimum slice of CPU time)",
+            name: "standing",
+            help: "let tasks that wake 100 times a second or more skip the trip through the policy for one minimum slice of CPU time (more ping-pong round trips, more audio periods missed)",
             kind: OptionKind::Flag,
         },
     ],
@@ -91,7 +91,7 @@ fn build_rustland(o: &OptionValues) -> Result<Box<dyn Policy>, String> {
     Ok(Box::new(
         rustland::Rustland::new(max * 1000, min * 1000)
             .with_percpu_local(o.flag("percpu-local")?)
-            .with_standing(!o.flag("no-standing")?),
+            .with_standing(o.flag("standing")?),
     ))
 }
 

@@ -151,9 +151,11 @@ u64 nr_standing_dispatches; /* wake-ups dispatched from a standing instruction *
  */
 u64 running_vtime[MAX_CPUS];
 /*
- * Set when a CPU is kicked to preempt its task (for an earlier decision, or for the
- * scheduler at the tick); cleared when the next task starts there. The task that
- * stops meanwhile was preempted: it keeps its place without a trip to user space.
+ * Set when a CPU is kicked to preempt its task for a wake-up placed by a standing
+ * instruction; cleared when the next task starts there. The task that stops meanwhile
+ * was preempted: it keeps its place without a trip to user space. (Tasks preempted
+ * for a decision of the policy, or for the scheduler at the tick, take the trip: in
+ * the VM, keeping their place too cost desktop-mix's video task half its frames.)
  */
 bool preempt_pending[MAX_CPUS];
 u64 nr_preempted_kept;	/* preempted tasks put back in their place by the kernel side */
@@ -667,7 +669,7 @@ s32 BPF_PROG(schedkit_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_
 	return cpu;
 }
 
-static void preempt_for(const struct task_struct *p, u64 vtime);
+static void preempt_for(const struct task_struct *p, u64 vtime, bool keep);
 static u64 clamp_slice(u64 slice_ns);
 
 /*
@@ -707,7 +709,7 @@ static __always_inline bool standing_dispatch(struct task_struct *p, struct task
 		scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, tctx->st_slice, vtime, enq_flags);
 		if (tctx->st_flags & SCHEDKIT_DEC_PREEMPT)
 			preempt_for(p, vtime + tctx->st_margin < vtime ?
-					       (u64)-1 : vtime + tctx->st_margin);
+					       (u64)-1 : vtime + tctx->st_margin, true);
 	}
 	tctx->decided = true;
 	__sync_fetch_and_add(&nr_standing_dispatches, 1);
@@ -718,16 +720,19 @@ static __always_inline bool standing_dispatch(struct task_struct *p, struct task
 }
 
 /*
- * A task the policy placed, preempted for another (an earlier decision, or the
- * scheduler at the tick) before its slice ran out, goes to the shared queue (not a
- * CPU's own, which CPUs serve first) by the vtime it had, with the rest of its slice: a preemption is not a new decision,
- * and sending it to user space would make the scheduler, which runs first, delay the
- * very task the preemption was for.
+ * A task the policy placed, preempted for a wake-up placed by a standing instruction
+ * before its slice ran out, goes to the shared queue (not a
+ * CPU's own, which CPUs serve first) with the rest of its slice, by its vtime advanced
+ * by the run it just had: a preemption is not a new decision, and sending the task to
+ * user space would make the scheduler, which runs first, delay the very task the
+ * preemption was for.
  */
 static __always_inline bool keep_place(struct task_struct *p, struct task_ctx *tctx,
 				       u64 enq_flags)
 {
+	u64 weight = p->scx.weight ? p->scx.weight : 1;
 	u32 cpu = scx_bpf_task_cpu(p);
+	u64 vtime;
 	s32 idle;
 
 	asm volatile("" : "+r"(cpu));
@@ -736,7 +741,13 @@ static __always_inline bool keep_place(struct task_struct *p, struct task_ctx *t
 	preempt_pending[cpu & (MAX_CPUS - 1)] = false;
 	tctx->decided = true;
 	__sync_fetch_and_add(&nr_preempted_kept, 1);
-	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, tctx->slice_left, p->scx.dsq_vtime, enq_flags);
+	/*
+	 * Its vtime moves on by the run it just had, as a vruntime: left where it was, a
+	 * task preempted again and again would keep the place it had before all those
+	 * runs, ahead of the tasks it should now let run.
+	 */
+	vtime = p->scx.dsq_vtime + tctx->last_run_ns * 100 / weight;
+	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, tctx->slice_left, vtime, enq_flags);
 	idle = pick_idle_online_cpu(p->cpus_ptr);
 	if (idle >= 0)
 		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
@@ -849,7 +860,7 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
  * margin). Racy (the task
  * may stop meanwhile): at worst a CPU reschedules for nothing.
  */
-static void preempt_for(const struct task_struct *p, u64 vtime)
+static void preempt_for(const struct task_struct *p, u64 vtime, bool keep)
 {
 	u32 n = min_cpus(scx_bpf_nr_cpu_ids());
 	s32 victim = -1, cpu;
@@ -872,7 +883,7 @@ static void preempt_for(const struct task_struct *p, u64 vtime)
 
 		asm volatile("" : "+r"(i));
 		running_vtime[i & (MAX_CPUS - 1)] = 0; /* one kick per running task */
-		preempt_pending[i & (MAX_CPUS - 1)] = true;
+		preempt_pending[i & (MAX_CPUS - 1)] = keep;
 		scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
 		__sync_fetch_and_add(&nr_preemptions, 1);
 	}
@@ -974,7 +985,7 @@ static void apply_decision(const struct schedkit_decision *d)
 			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 		else if (d->flags & SCHEDKIT_DEC_PREEMPT)
 			preempt_for(p, d->vtime + d->preempt_margin_ns < d->vtime ?
-					       (u64)-1 : d->vtime + d->preempt_margin_ns);
+					       (u64)-1 : d->vtime + d->preempt_margin_ns, false);
 	} else {
 		scx_bpf_kick_cpu(d->cpu, SCX_KICK_IDLE);
 	}
@@ -1106,7 +1117,6 @@ void BPF_PROG(schedkit_tick, struct task_struct *p)
 	u64 queued = usersched_queued_at;
 	struct task_struct *sched;
 	bool allowed;
-	u32 cpu;
 
 	if (!queued || is_usersched(p) || bpf_ktime_get_ns() - queued < USERSCHED_WAIT_NS)
 		return;
@@ -1120,9 +1130,6 @@ void BPF_PROG(schedkit_tick, struct task_struct *p)
 		return;
 	if (__sync_val_compare_and_swap(&usersched_queued_at, queued, 0) != queued)
 		return;
-	cpu = bpf_get_smp_processor_id();
-	asm volatile("" : "+r"(cpu));
-	preempt_pending[cpu & (MAX_CPUS - 1)] = true;
 	p->scx.slice = 0;
 	__sync_fetch_and_add(&nr_preemptions, 1);
 }

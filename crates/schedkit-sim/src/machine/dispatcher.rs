@@ -122,7 +122,8 @@ pub(crate) struct SchedExt {
     shared: BTreeSet<(u64, u64, Tid)>,
     pending: Vec<Decision>,
     /// Decisions for any CPU that may preempt, checked once idle CPUs took their pick.
-    preempt_waiting: Vec<(Tid, u64)>,
+    /// (task, vtime to beat, whether the task preempted keeps its place).
+    preempt_waiting: Vec<(Tid, u64, bool)>,
     sched: Sched,
     sched_epoch: u64,
     /// The scheduler holds a CPU and a step is due.
@@ -319,7 +320,7 @@ impl SchedExt {
         self.trace_dispatch(e, None, tid, vtime, false, o.margin_ns.is_some());
         if let Some(margin) = o.margin_ns {
             self.preempt_waiting
-                .push((tid, vtime.saturating_add(margin)));
+                .push((tid, vtime.saturating_add(margin), true));
             self.preempt_for_waiting(e);
         }
         true
@@ -389,17 +390,22 @@ impl SchedExt {
     /// Ends the slice of the task running on `cpu` at once: it goes back to the policy,
     /// as at slice expiry, and the CPU picks again.
     ///
-    /// A task the policy placed with slice left goes back to the shared queue by its
-    /// vtime with the rest of its slice, without a trip, as on the dispatcher.
-    fn preempt_cpu(&mut self, e: &mut Engine, cpu: u32) {
+    /// With `keep` (a preemption for a wake-up placed by a standing instruction), a
+    /// task the policy placed with slice left goes back to the shared queue by its
+    /// vtime (advanced by the run it just had) with the rest of its slice, without a
+    /// trip, as on the dispatcher.
+    fn preempt_cpu(&mut self, e: &mut Engine, cpu: u32, keep: bool) {
         let tid = self.stop_task(e, cpu);
         let t = &mut self.tasks[tid];
         let left = t.slice_ns.saturating_sub(t.slice_used_ns);
-        if t.decided && left >= SLICE_MIN_NS {
+        if keep && t.decided && left >= SLICE_MIN_NS {
             self.counters.preempted_kept += 1;
             t.slice_ns = left;
             t.slice_used_ns = 0;
             t.runnable_since_ns = e.now;
+            // Its vtime moves on by the run it just had, as a vruntime.
+            let weight = u64::from(e.tasks[tid].weight.max(1));
+            t.dsq_vtime += e.tasks[tid].last_run_ns * 100 / weight;
             let vtime = t.dsq_vtime;
             self.dsq_seq += 1;
             self.shared.insert((vtime, self.dsq_seq, tid));
@@ -508,7 +514,7 @@ impl SchedExt {
     /// decision's plus its margin.
     fn preempt_for_waiting(&mut self, e: &mut Engine) {
         let mut waiting = std::mem::take(&mut self.preempt_waiting);
-        for (tid, vtime) in waiting.drain(..) {
+        for (tid, vtime, keep) in waiting.drain(..) {
             if e.tasks[tid].state != State::Dsq {
                 continue; // already running
             }
@@ -523,7 +529,7 @@ impl SchedExt {
                 .max();
             if let Some((_, cpu)) = victim {
                 self.counters.preemptions += 1;
-                self.preempt_cpu(e, cpu);
+                self.preempt_cpu(e, cpu, keep);
             }
         }
         self.preempt_waiting = waiting;
@@ -572,7 +578,7 @@ impl SchedExt {
                 self.trace_dispatch(e, None, tid, d.vtime, false, d.preempt_margin_ns.is_some());
                 if let Some(margin) = d.preempt_margin_ns {
                     self.preempt_waiting
-                        .push((tid, d.vtime.saturating_add(margin)));
+                        .push((tid, d.vtime.saturating_add(margin), false));
                 }
             }
         }
@@ -608,7 +614,7 @@ impl SchedExt {
                 .find(|&c| matches!(e.cpus[c as usize].cur, Cur::Task(_)))
             {
                 self.sched_preemptions += 1;
-                self.preempt_cpu(e, cpu);
+                self.preempt_cpu(e, cpu, false);
             }
         }
     }
