@@ -463,6 +463,18 @@ static bool is_degraded(void)
  * one slice behind the task that last started (a task back from a long sleep gets a
  * turn soon, not a burst that starves the others).
  */
+/* Run time `ns` as virtual time for `p`: scaled by its weight (100 is nice 0). */
+static __always_inline u64 weighted_ns(u64 ns, const struct task_struct *p)
+{
+	return ns * 100 / (p->scx.weight ? p->scx.weight : 1);
+}
+
+/* a + b, or the largest u64 if that overflows. */
+static __always_inline u64 sat_add(u64 a, u64 b)
+{
+	return a + b < a ? (u64)-1 : a + b;
+}
+
 static u64 fallback_vtime(struct task_ctx *tctx)
 {
 	u64 floor = fallback_vtime_now > default_slice_ns ?
@@ -684,7 +696,7 @@ static u64 clamp_slice(u64 slice_ns);
 static __always_inline bool standing_dispatch(struct task_struct *p, struct task_ctx *tctx,
 					      u64 enq_flags)
 {
-	u64 vtime, now, weight = p->scx.weight ? p->scx.weight : 1;
+	u64 vtime, now;
 	s32 cpu, target = -1;
 
 	if (!tctx->st_until)
@@ -694,7 +706,7 @@ static __always_inline bool standing_dispatch(struct task_struct *p, struct task
 		tctx->st_until = 0;
 		return false;
 	}
-	vtime = tctx->st_vtime + tctx->st_used * 100 / weight;
+	vtime = tctx->st_vtime + weighted_ns(tctx->st_used, p);
 	cpu = scx_bpf_task_cpu(p);
 	if (cpu >= 0 && cpu < MAX_CPUS && bpf_cpumask_test_cpu(cpu, p->cpus_ptr) &&
 	    is_online(cpu) && scx_bpf_test_and_clear_cpu_idle(cpu))
@@ -708,8 +720,7 @@ static __always_inline bool standing_dispatch(struct task_struct *p, struct task
 	} else {
 		scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, tctx->st_slice, vtime, enq_flags);
 		if (tctx->st_flags & SCHEDKIT_DEC_PREEMPT)
-			preempt_for(p, vtime + tctx->st_margin < vtime ?
-					       (u64)-1 : vtime + tctx->st_margin, true);
+			preempt_for(p, sat_add(vtime, tctx->st_margin), true);
 	}
 	tctx->decided = true;
 	__sync_fetch_and_add(&nr_standing_dispatches, 1);
@@ -721,16 +732,14 @@ static __always_inline bool standing_dispatch(struct task_struct *p, struct task
 
 /*
  * A task the policy placed, preempted for a wake-up placed by a standing instruction
- * before its slice ran out, goes to the shared queue (not a
- * CPU's own, which CPUs serve first) with the rest of its slice, by its vtime advanced
- * by the run it just had: a preemption is not a new decision, and sending the task to
+ * before its slice ran out, goes to the shared queue (not a CPU's own, which CPUs
+ * serve first) with the rest of its slice, by its vtime advanced by the run it had: a preemption is not a new decision, and sending the task to
  * user space would make the scheduler, which runs first, delay the very task the
  * preemption was for.
  */
 static __always_inline bool keep_place(struct task_struct *p, struct task_ctx *tctx,
 				       u64 enq_flags)
 {
-	u64 weight = p->scx.weight ? p->scx.weight : 1;
 	u32 cpu = scx_bpf_task_cpu(p);
 	u64 vtime;
 	s32 idle;
@@ -746,7 +755,7 @@ static __always_inline bool keep_place(struct task_struct *p, struct task_ctx *t
 	 * task preempted again and again would keep the place it had before all those
 	 * runs, ahead of the tasks it should now let run.
 	 */
-	vtime = p->scx.dsq_vtime + tctx->last_run_ns * 100 / weight;
+	vtime = p->scx.dsq_vtime + weighted_ns(tctx->last_run_ns, p);
 	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, tctx->slice_left, vtime, enq_flags);
 	idle = pick_idle_online_cpu(p->cpus_ptr);
 	if (idle >= 0)
@@ -984,8 +993,7 @@ static void apply_decision(const struct schedkit_decision *d)
 		if (idle >= 0)
 			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 		else if (d->flags & SCHEDKIT_DEC_PREEMPT)
-			preempt_for(p, d->vtime + d->preempt_margin_ns < d->vtime ?
-					       (u64)-1 : d->vtime + d->preempt_margin_ns, false);
+			preempt_for(p, sat_add(d->vtime, d->preempt_margin_ns), false);
 	} else {
 		scx_bpf_kick_cpu(d->cpu, SCX_KICK_IDLE);
 	}
@@ -1101,7 +1109,7 @@ void BPF_PROG(schedkit_stopping, struct task_struct *p, bool runnable)
 	tctx->slice_left = tctx->slice_at_start > ran ? tctx->slice_at_start - ran : 0;
 	tctx->last_run_ns = ran;
 	tctx->run_since_sleep_ns += ran;
-	tctx->fallback_vtime += ran * 100 / (p->scx.weight ? p->scx.weight : 1);
+	tctx->fallback_vtime += weighted_ns(ran, p);
 	if (tctx->st_until)
 		tctx->st_used += ran;
 }

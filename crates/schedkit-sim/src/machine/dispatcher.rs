@@ -314,9 +314,7 @@ impl SchedExt {
             self.pick(e, c);
             return true;
         }
-        self.dsq_seq += 1;
-        self.shared.insert((vtime, self.dsq_seq, tid));
-        e.set_state(tid, State::Dsq);
+        self.insert_shared(e, tid, vtime);
         self.trace_dispatch(e, None, tid, vtime, false, o.margin_ns.is_some());
         if let Some(margin) = o.margin_ns {
             self.preempt_waiting
@@ -341,6 +339,13 @@ impl SchedExt {
             .insert((vtime, self.dsq_seq, tid));
         e.set_state(tid, State::Dsq);
         self.trace_dispatch(e, Some(cpu), tid, vtime, kernel, preempt);
+    }
+
+    /// Puts `tid` in the shared queue by `vtime` (after the tasks with the same vtime).
+    fn insert_shared(&mut self, e: &mut Engine, tid: Tid, vtime: u64) {
+        self.dsq_seq += 1;
+        self.shared.insert((vtime, self.dsq_seq, tid));
+        e.set_state(tid, State::Dsq);
     }
 
     fn trace_dispatch(
@@ -407,9 +412,7 @@ impl SchedExt {
             let weight = u64::from(e.tasks[tid].weight.max(1));
             t.dsq_vtime += e.tasks[tid].last_run_ns * 100 / weight;
             let vtime = t.dsq_vtime;
-            self.dsq_seq += 1;
-            self.shared.insert((vtime, self.dsq_seq, tid));
-            e.set_state(tid, State::Dsq);
+            self.insert_shared(e, tid, vtime);
         } else {
             self.make_runnable(e, tid, 0);
         }
@@ -572,9 +575,7 @@ impl SchedExt {
                 if matches!(target, CpuTarget::On(_)) {
                     self.counters.bounced += 1;
                 }
-                self.dsq_seq += 1;
-                self.shared.insert((d.vtime, self.dsq_seq, tid));
-                e.set_state(tid, State::Dsq);
+                self.insert_shared(e, tid, d.vtime);
                 self.trace_dispatch(e, None, tid, d.vtime, false, d.preempt_margin_ns.is_some());
                 if let Some(margin) = d.preempt_margin_ns {
                     self.preempt_waiting
