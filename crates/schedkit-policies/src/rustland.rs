@@ -15,7 +15,7 @@
 //!                   RUN_CHARGE_MIN_NS, slice_max)
 //! vruntime  = max(vruntime, vtime_now - SLEEP_LAG_SLICES * slice_max) + used * 100 / weight
 //! lat_w     = min(avg_nvcsw, 1000) * (2 if woken up else 1) + 1          (1 ..= 2001)
-//! credit    = CREDIT_CAP_SLICES * slice_max * min(log2(lat_w), 10) / 10
+//! credit    = CREDIT_CAP_SLICES * slice_max * min(log2(lat_w), CREDIT_FULL_LOG2) / CREDIT_FULL_LOG2
 //! deadline  = vruntime - credit
 //! ```
 //!
@@ -42,16 +42,17 @@
 //! and its place in the order moves only as far as its credit already allowed.
 //! Off by default; `with_standing(true)` (`--standing`) turns it on. Measured in the
 //! VM, medians of 3 rounds in one boot (README.md, "Standing instructions"): with
-//! it, desktop-mix's ipc pairs made 1112 round trips/s against 721 (EEVDF 1229) and
-//! the pingpong pairs 3141/s against 1044 (EEVDF 4606), but the 200 Hz audio task
-//! missed 50% of its periods against 24% (EEVDF 58%).
+//! it, desktop-mix's ipc pairs made 2126 round trips/s against 718 (EEVDF 1341) and
+//! the pingpong pairs 3797/s against 1191 (EEVDF 6213), but the 200 Hz audio task
+//! missed 28% of its periods against 19% (EEVDF 43%), and the 30 fps video 90% of its
+//! frames against 46% (EEVDF 25%).
 //!
 //! Where this departs from the published scx_rustland, and why:
 //! - The published credit is `slice_max * lat_w` taken off the vruntime floor: up to
 //!   ~2000 slices, so a task that was asleep for a while can come back seconds of CPU
 //!   time ahead of every hog. Here the floor is one slice below `vtime_now` and the
-//!   credit is at most [`CREDIT_CAP_SLICES`] slices, on a log scale (a 60 wakeups/s
-//!   game thread already gets 60% of it): a deadline is never more than
+//!   credit is at most [`CREDIT_CAP_SLICES`] slices, on a log scale that is full from
+//!   128 wake-ups/s (a 60 wakeups/s game thread gets 75% of it): a deadline is never more than
 //!   `(SLEEP_LAG_SLICES + CREDIT_CAP_SLICES) * slice_max` below `vtime_now`, so a hog
 //!   waits at most about that much virtual time per competing task.
 //! - `vtime_now` follows the vruntime of dispatched tasks (as the kernel's scx_simple
@@ -65,8 +66,9 @@
 //!   report no run time still move forward and cannot keep a hog waiting forever.
 //!
 //! Known weaknesses: the sleep credit rewards any task that blocks often, including
-//! a hog that does tiny I/O in a loop; on the log scale, 100 and 1000 switches/s earn
-//! nearly the same credit; a deadline is fixed at enqueue and does not age while the
+//! a hog that does tiny I/O in a loop; from 128 wake-ups/s on, every sleeper earns the
+//! same credit ([`CREDIT_FULL_LOG2`]), so among them only vruntime and arrival order
+//! count; a deadline is fixed at enqueue and does not age while the
 //! task waits, so the bound above is in virtual time, and many short-running sleepers
 //! can still add up to many decisions ahead of a hog; fairness history beyond one
 //! slice is forgotten across sleeps (by design), and `vtime_now` jumps by a large step
@@ -151,6 +153,15 @@ pub const STANDING_MIN_NVCSW: u64 = 100;
 /// ahead of what the policy would have given), or after [`STANDING_TTL_SLICES`]
 /// maximum slices, so a deadline taken against an old virtual clock does not last.
 pub const STANDING_TTL_SLICES: u64 = 2;
+
+/// `log2(lat_w)` from which the latency credit is full: a task waking 128 times a
+/// second or more gets the whole cap. Above that rate, more switches buy no earlier
+/// place: waking tasks that sleep often all sit one credit below the virtual clock,
+/// and are served in arrival order among themselves. With the cap at `log2 = 10` (1000
+/// switches/s, as published), desktop-mix's ping-pong threads (about 1000/s) always
+/// came 8 ms ahead of its 200 Hz audio task (80% of the cap): whenever two of them
+/// were runnable they held both CPUs, and the audio waited.
+pub const CREDIT_FULL_LOG2: u32 = 8;
 
 /// How often a task's voluntary context-switch rate is sampled.
 const NVCSW_PERIOD_NS: u64 = 1_000_000_000;
@@ -260,11 +271,12 @@ impl Rustland {
     }
 
     /// Credit for a task with switch-rate average `avg_nvcsw`: log scale, from 0 (never
-    /// sleeps) to the cap (about 1000 switches/s, or 512/s on a wakeup).
+    /// sleeps) to the cap (from 256 switches/s, or 128/s on a wakeup; see
+    /// [`CREDIT_FULL_LOG2`]).
     fn credit_ns(&self, avg_nvcsw: u64, wakeup: bool) -> u64 {
         let lat_w = avg_nvcsw.min(NVCSW_RATE_MAX) * if wakeup { 2 } else { 1 } + 1;
-        let steps = u128::from(lat_w.ilog2().min(10));
-        (u128::from(self.credit_cap_ns()) * steps / 10) as u64
+        let steps = u128::from(lat_w.ilog2().min(CREDIT_FULL_LOG2));
+        (u128::from(self.credit_cap_ns()) * steps / u128::from(CREDIT_FULL_LOG2)) as u64
     }
 }
 
@@ -562,6 +574,42 @@ mod tests {
         let d = dispatch_all(&mut p, &mut fake);
         assert_eq!(d[0].pid, 2);
         assert!(d[0].vtime < d[1].vtime, "{d:?}");
+    }
+
+    #[test]
+    fn from_128_wakeups_a_second_more_switches_buy_no_earlier_place() {
+        let mut fake = FakeBackend::new(2);
+        let mut p = Rustland::default();
+        // Rates per second: a ping-pong thread, an audio callback, a 30 fps video.
+        let mut tasks: Vec<(Sim, u64)> = [(1, 1000), (2, 200), (3, 30)]
+            .into_iter()
+            .map(|(pid, rate)| (Sim::new(pid), rate))
+            .collect();
+        // Eight seconds in which each runs a maximum slice and blocks at its rate.
+        for s in 0..8 {
+            fake.set_now(s * SEC);
+            for (t, rate) in &mut tasks {
+                enqueue(&mut p, &mut fake, t.next(RUSTLAND_SLICE_NS, *rate, true));
+            }
+            dispatch_all(&mut p, &mut fake);
+        }
+        // All three wake with the same vruntime (one sleeper lag below the clock);
+        // the audio task wakes first.
+        fake.set_now(9 * SEC);
+        for i in [1, 0, 2] {
+            let (t, rate) = &mut tasks[i];
+            enqueue(&mut p, &mut fake, t.next(MS, *rate, true));
+        }
+        let v = p.vruntime(1);
+        assert!(v == p.vruntime(2) && v == p.vruntime(3));
+        let d = dispatch_all(&mut p, &mut fake);
+        let order: Vec<Pid> = d.iter().map(|d| d.pid).collect();
+        // Full credit for both frequent sleepers: arrival order between them.
+        assert_eq!(order, [2, 1, 3], "{d:?}");
+        assert_eq!(d[0].vtime, d[1].vtime);
+        assert_eq!(v.unwrap() - d[0].vtime, p.credit_cap_ns(), "{d:?} {v:?}");
+        // The video, at 30/s (an average still rising towards it), gets less.
+        assert!(d[2].vtime > d[0].vtime && d[2].vtime < v.unwrap(), "{d:?}");
     }
 
     #[test]
