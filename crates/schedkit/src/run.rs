@@ -131,10 +131,10 @@ where
     let policy = Some(make()?);
     let stop = stop_flag()?;
 
-    // Not root, no sched_ext, another scheduler: say so before anything else. Then
-    // lock and pre-fault memory before attaching: faulting in megabytes once attached
-    // would keep the scheduler from scheduling for as long as that takes (seconds
-    // under emulation), and the watchdog would eject it.
+    // Not root, no sched_ext, another scheduler: say so before anything else. The
+    // backend locks and pre-faults memory before attaching: faulting in megabytes once
+    // attached would keep the scheduler from scheduling for as long as that takes
+    // (seconds under emulation), and the watchdog would eject it.
     schedkit_scx::check_can_attach()?;
     // Recording starts before attaching (loading the tracer takes a while, and the
     // scheduler must not wait for it) and finds the dispatcher once it is attached.
@@ -166,7 +166,6 @@ where
     P: Policy,
     F: FnMut() -> anyhow::Result<P>,
 {
-    schedkit_scx::lock_memory().context("cannot lock the scheduler's memory")?;
     let mut stats: Option<StatsServer> = None;
     let mut restarts = 0u32;
     loop {
