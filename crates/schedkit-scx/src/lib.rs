@@ -62,9 +62,6 @@ pub struct ScxOptions {
     pub verbose: bool,
     /// Ignore the terminal's stop signals (see [`ignore_stop_signals`]) on attach.
     pub ignore_stop_signals: bool,
-    /// Lock and pre-fault the process's memory ([`lock_memory`]) once the dispatcher
-    /// is loaded and before it is attached.
-    pub lock_memory: bool,
 }
 
 impl Default for ScxOptions {
@@ -77,7 +74,6 @@ impl Default for ScxOptions {
             timeout_ms: 10_000,
             verbose: false,
             ignore_stop_signals: true,
-            lock_memory: true,
         }
     }
 }
@@ -275,9 +271,7 @@ impl ScxBackend {
         // before locking, so that it is neither locked nor counted twice with the
         // pre-faulted heap. The ring buffers are mapped after locking, so populated.
         trim_heap();
-        if opts.lock_memory {
-            lock_memory().map_err(|e| ScxError::LockMemory(e.to_string()))?;
-        }
+        lock_memory().map_err(|e| ScxError::LockMemory(e.to_string()))?;
         // A tracer finds the switch by name and needs to know the scheduler's thread.
         trace::init_ctl(&skel.maps.sk_trace_ctl, rodata_pid)
             .map_err(|e| ScxError::Load(e.to_string()))?;
@@ -582,10 +576,9 @@ pub fn ignore_stop_signals() -> std::io::Result<()> {
 }
 
 /// Locks all present and future memory of the process, and pre-faults heap and stack,
-/// so the scheduling loop does not page-fault. [`ScxBackend::attach`] calls it (see
-/// [`ScxOptions::lock_memory`]) once the dispatcher is loaded, before the ring buffers
-/// are mapped (memory mapped later is populated when it is mapped) and before the
-/// dispatcher takes over.
+/// so the scheduling loop does not page-fault. [`ScxBackend::attach`] calls it once
+/// the dispatcher is loaded, before the ring buffers are mapped (memory mapped later
+/// is populated when it is mapped) and before the dispatcher takes over.
 pub fn lock_memory() -> std::io::Result<()> {
     // One heap arena, never trimmed, grown in large steps, and every allocation below
     // the largest mmap threshold glibc accepts (32 MiB on 64 bits; mallopt refuses
@@ -633,7 +626,7 @@ pub fn lock_memory() -> std::io::Result<()> {
 
 /// Gives the heap's free memory back to the system (glibc's `malloc_trim`), whatever
 /// the trim threshold that [`lock_memory`] set.
-pub fn trim_heap() {
+fn trim_heap() {
     // SAFETY: malloc_trim takes any padding and only releases free memory.
     unsafe { libc::malloc_trim(0) };
 }
