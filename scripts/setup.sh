@@ -45,7 +45,7 @@ EOS
 fi
 
 pkgs=(kmod udev clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool
-      stress-ng rt-tests linux-perf python3-pip busybox-static)
+      stress-ng rt-tests linux-perf python3-pip python3-venv busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -81,6 +81,16 @@ if ! command -v vng >/dev/null; then
     pip3 install -q virtme-ng 2>/dev/null || pip3 install -q --break-system-packages virtme-ng
 fi
 command -v vng >/dev/null || { echo "setup.sh: virtme-ng installed but vng is not on PATH ($PATH)." >&2; exit 1; }
+
+# --- Perfetto's own protobuf classes, to check written traces against its schema -----
+# (scripts/check-pftrace.py; the Perfetto UI itself needs a network.) Pinned versions,
+# in a virtualenv of the checkout's own: nothing installed system-wide.
+venv="$here/target/tools/pyvenv"
+if ! "$venv/bin/python" -c 'import google.protobuf, perfetto.protos.perfetto.trace.perfetto_trace_pb2' 2>/dev/null; then
+    log "installing Perfetto's protobuf classes into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check perfetto==0.59.1 protobuf==7.36.2
+fi
 
 # --- a sched_ext kernel for the guest ---------------------------------------------------
 have_kernel() { for d in /lib/modules/*/; do grep -qs '^CONFIG_SCHED_CLASS_EXT=y' "$d/config" && [ -f "$d/vmlinuz" ] && return 0; done; return 1; }

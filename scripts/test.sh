@@ -38,6 +38,16 @@ step "a new user's crate: schedkit new, cargo test, cargo build --release, sim"
 # on are built once.
 NEW_CRATE_TARGET_DIR="$here/target" tests/new-crate.sh
 
+step "traces against Perfetto's own schema: a simulated one, and broken ones that must fail"
+# scripts/check-pftrace.py decodes with the classes Perfetto publishes (installed by
+# setup.sh) and applies its trace processor's rules; the VM's traces follow its boot.
+py=target/tools/pyvenv/bin/python
+target/release/schedkit sim scenarios/desktop-mix.toml --policy rustland --duration 2 \
+    --trace target/sim-check.pftrace >/dev/null
+$py scripts/check-pftrace.py target/sim-check.pftrace --expect-cpus 2 \
+    --expect-threads audio-0,video-0,ipc-0a,hogs-0 --expect-decisions
+$py tests/pftrace-check.py target/sim-check.pftrace
+
 if [ "${SKIP_VM:-0}" = 1 ]; then
     echo "SKIP_VM=1: VM tests skipped"
     exit 0
@@ -47,6 +57,16 @@ step "VM tests: the scheduler on a sched_ext kernel (and the new user's crate)"
 # One boot for the scheduler tests and the trace tests.
 scripts/vm.sh env NEW_POLICY_BIN="$(cat target/new-crate/bin-path)" \
     bash -c 'rc=0; bash tests/vm/scheduler.sh || rc=1; bash tests/vm/trace.sh || rc=1; exit $rc'
+
+step "the VM's traces against Perfetto's own schema (read on the host: python is slow under TCG)"
+vm_threads=audio/0,video/0,ipc/0,hogs/0,batch/0
+$py scripts/check-pftrace.py target/vm-logs/trace-eevdf.pftrace --expect-cpus 2 \
+    --expect-threads "$vm_threads" --expect-no-decisions
+$py scripts/check-pftrace.py target/vm-logs/trace-rustland.pftrace --expect-cpus 2 \
+    --expect-threads "$vm_threads" --expect-decisions
+$py scripts/check-pftrace.py target/vm-logs/run-trace.pftrace --expect-cpus 2 --expect-decisions
+$py scripts/check-pftrace.py target/vm-logs/trace-stress.pftrace --expect-cpus 2 \
+    --expect-threads stress-ng --expect-decisions
 
 step "VM tests: hardening (a boot of its own: it checks the boot's whole dmesg)"
 scripts/vm.sh bash tests/vm/hardening.sh

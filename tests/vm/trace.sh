@@ -4,7 +4,9 @@
 # kernel: 5 s of desktop-mix under EEVDF and under rustland, in both formats, read
 # back with schedkit's own decoder (`schedkit trace-check`); a TRACE_STRESS_S-second
 # (default 60) trace of the stress mix under rustland without loss; Ctrl-C still
-# writes a valid file; bad input gets one sentence and a non-zero exit.
+# writes a valid file; bad input gets one sentence and a non-zero exit. Afterwards,
+# scripts/test.sh reads the .pftrace files written here on the host with Perfetto's
+# own schema (scripts/check-pftrace.py).
 # Run with: scripts/vm.sh bash tests/vm/trace.sh
 source "$(dirname "$0")/lib.sh"
 
