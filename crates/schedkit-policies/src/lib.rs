@@ -72,6 +72,16 @@ pub const RUSTLAND: PolicyEntry = PolicyEntry {
             kind: OptionKind::Flag,
         },
         PolicyOption {
+            name: "credit-full-rate",
+            help: "wake-ups a second from which a task gets the whole latency credit (fewer: less, on a log scale); lower helps a 30 fps video and costs a game under a build",
+            kind: OptionKind::U64 {
+                default: rustland::CREDIT_FULL_RATE,
+                min: 1,
+                max: 1000,
+                unit: "wake-ups/s",
+            },
+        },
+        PolicyOption {
             name: "standing",
             help: "let tasks that wake 100 times a second or more skip the trip through the policy for one minimum slice of CPU time (more ping-pong round trips, more audio periods missed)",
             kind: OptionKind::Flag,
@@ -91,6 +101,7 @@ fn build_rustland(o: &OptionValues) -> Result<Box<dyn Policy>, String> {
     Ok(Box::new(
         rustland::Rustland::new(max * 1000, min * 1000)
             .with_percpu_local(o.flag("percpu-local")?)
+            .with_credit_full_rate(o.u64("credit-full-rate")?)
             .with_standing(o.flag("standing")?),
     ))
 }
