@@ -149,13 +149,12 @@ def check(path):
             if not d.HasField("uuid"):
                 problem(f"packet {n}: a track descriptor without a uuid")
             old = tracks.get(d.uuid)
-            if old is not None and old.WhichOneof("static_or_dynamic_name") is not None:
-                # Re-declaring a track (a thread renamed) is allowed; changing its kind is not.
-                if (old.HasField("counter"), old.HasField("thread")) != (
-                    d.HasField("counter"),
-                    d.HasField("thread"),
-                ):
-                    problem(f"packet {n}: track {d.uuid} re-declared as another kind")
+            # Re-declaring a track (a thread renamed) is allowed; changing its kind is not.
+            if old is not None and (old.HasField("counter"), old.HasField("thread")) != (
+                d.HasField("counter"),
+                d.HasField("thread"),
+            ):
+                problem(f"packet {n}: track {d.uuid} re-declared as another kind")
             tracks[d.uuid] = d
             if d.HasField("thread") and (not d.thread.HasField("tid") or not d.thread.HasField("pid")):
                 problem(f"packet {n}: thread track {d.uuid} without pid and tid")

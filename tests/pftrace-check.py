@@ -27,13 +27,21 @@ def frame(packet_bytes):
     return bytes(out) + packet_bytes
 
 
-def event_packet(good, **fields):
-    """A track event on the good trace's sequence, on its first declared track."""
+def sequence_and_thread_track(good):
+    """The good trace's sequence and its first thread track."""
     seq = uuid = None
     for p in checker.packets(good):
         seq = seq or p.trusted_packet_sequence_id
         if uuid is None and p.HasField("track_descriptor") and p.track_descriptor.HasField("thread"):
             uuid = p.track_descriptor.uuid
+        if seq and uuid is not None:
+            break
+    return seq, uuid
+
+
+def event_packet(where, **fields):
+    """A track event on `where` (sequence, track), or on the track given."""
+    seq, uuid = where
     p = pb.TracePacket(timestamp=10**12, trusted_packet_sequence_id=seq)
     p.track_event.track_uuid = fields.pop("track_uuid", uuid)
     p.track_event.name = "broken"
@@ -59,16 +67,17 @@ def main():
     ok = checker.check(good)[-1]
     assert ok == [], f"the good trace fails: {ok}"
     te = pb.TrackEvent
+    where = sequence_and_thread_track(good)
     cases = {
-        "never declared": event_packet(good, track_uuid=987654321, type=te.TYPE_INSTANT)
+        "never declared": event_packet(where, track_uuid=987654321, type=te.TYPE_INSTANT)
         .SerializeToString(),
-        "where none began": event_packet(good, type=te.TYPE_SLICE_END).SerializeToString(),
-        "not a counter track": event_packet(good, type=te.TYPE_COUNTER, counter_value=1)
+        "where none began": event_packet(where, type=te.TYPE_SLICE_END).SerializeToString(),
+        "not a counter track": event_packet(where, type=te.TYPE_COUNTER, counter_value=1)
         .SerializeToString(),
-        "never started": event_packet(good, type=te.TYPE_INSTANT, terminating_flow_ids=[1 << 60])
+        "never started": event_packet(where, type=te.TYPE_INSTANT, terminating_flow_ids=[1 << 60])
         .SerializeToString(),
         # A field number Perfetto does not have (as a writer with a wrong tag would write).
-        "not in Perfetto's schema": event_packet(good, type=te.TYPE_INSTANT).SerializeToString()
+        "not in Perfetto's schema": event_packet(where, type=te.TYPE_INSTANT).SerializeToString()
         + bytes([0xF8, 0xFF, 0x3F, 0x01]),  # field 1048575, varint 1
         "outside any sequence": pb.TracePacket(
             timestamp=1, track_event=pb.TrackEvent(type=te.TYPE_INSTANT, name="x")

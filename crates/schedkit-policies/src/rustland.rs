@@ -71,8 +71,8 @@
 //! count; a periodic task that falls behind sleeps less often and so loses credit,
 //! which makes it fall further behind (desktop-mix's 30 fps video; a lower
 //! [`Rustland::with_credit_full_rate`] cures it, at the cost of a 60 fps game
-//! under a build, probably because it then ties with the build's job slots); a deadline is fixed at enqueue and does not age while the
-//! task waits, so the bound above is in virtual time, and many short-running sleepers
+//! under a build, probably because it then ties with the build's job slots); a
+//! deadline is fixed at enqueue and does not age while the task waits, so the bound above is in virtual time, and many short-running sleepers
 //! can still add up to many decisions ahead of a hog; fairness history beyond one
 //! slice is forgotten across sleeps (by design), and `vtime_now` jumps by a large step
 //! when a low-weight task runs alone; a brand-new task starts at `vtime_now` without
