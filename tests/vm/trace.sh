@@ -132,6 +132,9 @@ test_trace_bad_input() {
     refused "not root" "needs root" setpriv --reuid=65534 --regid=65534 --clear-groups "$SCHEDKIT" trace -o /tmp/x.pftrace --duration 1
     refused "an unknown extension" "pftrace" "$SCHEDKIT" trace -o /tmp/x.txt --duration 1
     refused "an unwritable file" "cannot write" "$SCHEDKIT" trace -o /proc/nope/x.pftrace --duration 1
+    rm -f /tmp/x.pftrace
+    refused "a temporary directory that does not exist" "TMPDIR" env TMPDIR=/tmp/none "$SCHEDKIT" trace -o /tmp/x.pftrace --duration 1
+    check "... and leaves no trace file behind" [ ! -e /tmp/x.pftrace ]
     refused "a bad duration" "duration" "$SCHEDKIT" trace -o /tmp/x.pftrace --duration 1e20
     refused "a timeline of a missing file" "x.json" "$SCHEDKIT" timeline /tmp/none/x.json -o /tmp/x.svg
     check "state stays disabled" [ "$(state)" = disabled ]

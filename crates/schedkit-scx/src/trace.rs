@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -126,8 +126,8 @@ pub enum TraceError {
     NoTracepoint(String),
     #[error("loading the tracer's BPF programs failed: {0}")]
     Load(String),
-    #[error("cannot write the recording's spool file {}: {reason}", .path.display())]
-    Spool { path: PathBuf, reason: String },
+    #[error("cannot create the recording's spool file in {} (set TMPDIR to another directory): {reason}", .dir.display())]
+    Spool { dir: PathBuf, reason: String },
 }
 
 /// An event waiting in the reorder window: by time, then arrival.
@@ -272,7 +272,6 @@ pub struct Recorder {
     rings: RingBuffer<'static>,
     inbox: Rc<RefCell<Vec<u8>>>,
     spool: BufWriter<File>,
-    spool_path: PathBuf,
     spooled: u64,
     scheduler_pid: Option<Pid>,
     want_tap: bool,
@@ -332,11 +331,12 @@ impl Recorder {
     /// decisions of a schedkit scheduler are recorded too, whenever one is attached
     /// (now, later, or again after a re-attach). `scheduler` names the scheduler in
     /// the trace; by default, the one attached now ("eevdf" if none). The records wait
-    /// in the file `spool` until [`Recorder::finish`], which removes it.
+    /// until [`Recorder::finish`] in an unnamed file in the directory `spool_dir`,
+    /// which nothing else sees and which goes when the recorder does, even killed.
     pub fn start(
         tap_dispatcher: bool,
         scheduler: Option<&str>,
-        spool: &Path,
+        spool_dir: &Path,
     ) -> Result<Recorder, TraceError> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
@@ -385,8 +385,8 @@ impl Recorder {
         let rings = builder
             .build()
             .map_err(|e| TraceError::Load(e.to_string()))?;
-        let spool_file = File::create(spool).map_err(|e| TraceError::Spool {
-            path: spool.to_path_buf(),
+        let spool_file = tempfile::tempfile_in(spool_dir).map_err(|e| TraceError::Spool {
+            dir: spool_dir.to_path_buf(),
             reason: e.to_string(),
         })?;
         let start_ns = monotonic_ns();
@@ -395,7 +395,6 @@ impl Recorder {
             rings,
             inbox,
             spool: BufWriter::with_capacity(1 << 20, spool_file),
-            spool_path: spool.to_path_buf(),
             spooled: 0,
             scheduler_pid: None,
             want_tap: tap_dispatcher,
@@ -492,24 +491,21 @@ impl Recorder {
     }
 
     /// Stops the dispatcher's records, drains the rings, then reads the spool back and
-    /// sends its events to the sink, in time order, and finishes it. Removes the
-    /// spool.
+    /// sends its events to the sink, in time order, and finishes it.
     pub fn finish(mut self, sink: &mut dyn Sink) -> io::Result<Finished> {
         if let Some(t) = &self.tap {
             set_ctl_on(&t.ctl, false);
         }
         let end = monotonic_ns();
-        let drained = self.drain().and_then(|_| self.spool.flush());
-        let sent = drained.and_then(|_| {
-            let file = File::open(&self.spool_path)?;
-            replay(
-                &mut self.conv,
-                BufReader::with_capacity(1 << 20, file),
-                sink,
-            )
-        });
-        let _ = std::fs::remove_file(&self.spool_path);
-        sent?;
+        self.drain()?;
+        self.spool.flush()?;
+        let file = self.spool.get_mut();
+        file.seek(SeekFrom::Start(0))?;
+        replay(
+            &mut self.conv,
+            BufReader::with_capacity(1 << 20, &*file),
+            sink,
+        )?;
         let end = end.max(self.conv.last_out_ts);
         sink.finish(end)?;
         Ok(Finished {
