@@ -4,10 +4,11 @@
 # scripts/bench-guest.sh --out DIR [--runs N] [--duration S] [--quick] [--peer PATH]...
 #
 # The collecting half of scripts/bench-vm.sh: runs as root inside the sched_ext VM and
-# only measures. For each scheduler in turn (the kernel's default, labelled eevdf;
-# `schedkit run fifo`; `schedkit run rustland`; every --peer executable) it attaches
-# it, runs every scenarios/*.toml, hackbench and cyclictest under stress-ng, checks
-# after every run that the same scheduler is still attached, and detaches it. Every
+# only measures. In each of N rounds, for each scheduler in turn (the kernel's default,
+# labelled eevdf; `schedkit run fifo`; `schedkit run rustland`; every --peer
+# executable) it attaches it, runs every scenarios/*.toml, hackbench, perf bench sched
+# pipe and cyclictest under stress-ng once, checks after every run that the same
+# scheduler is still attached, and detaches it. Every
 # run goes into DIR/raw.json; `schedkit bench-report` turns that into tables and a
 # chart. A run during which the scheduler was ejected is recorded as "ejected", never
 # as a measurement of the default scheduler.
@@ -234,19 +235,40 @@ traced_pair() {
     rm -f "$logs/$label-$name-trace-$run.pftrace"
 }
 
-# --- one scheduler --------------------------------------------------------------------
-bench_scheduler() { # bench_scheduler LABEL COMMAND...
-    local label=$1; shift
-    local pid=0 op="" attached=true error="" detach_rc=null log=$logs/$label-scheduler.log peak_rss=
-    echo "== $label" >&2
+# --- the schedulers, in rounds --------------------------------------------------------
+# Round R attaches each scheduler in turn, runs every benchmark once (run R) under it
+# and detaches it. A slow stretch of the host then falls on every scheduler alike; when
+# each scheduler's runs came back to back, one such stretch could fall on all the runs
+# of one scheduler, and its median with them.
+labels=(eevdf fifo rustland)
+for p in "${peers[@]}"; do labels+=("$(basename "$p")"); done
+# What is known of each scheduler over its rounds, by label.
+declare -A s_ops s_attached s_attach_s s_error s_detach_rc s_peak s_out
+
+sched_cmd() { # sched_cmd INDEX: the command that attaches labels[INDEX], into CMD
+    case $1 in
+        0) CMD=() ;;
+        1) CMD=("$SCHEDKIT" run fifo) ;;
+        2) CMD=("$SCHEDKIT" run rustland) ;;
+        *) CMD=("${peers[$1 - 3]}") ;;
+    esac
+}
+
+# round_scheduler LABEL RUN COMMAND...: attaches the scheduler (none for eevdf), runs
+# every benchmark once as run RUN, and detaches it. A scheduler that failed to attach
+# or was ejected is marked out (s_out) and left out of the later rounds.
+round_scheduler() {
+    local label=$1 run=$2; shift 2
+    local pid=0 op="" attached=true error="" log=$logs/$label-scheduler.log
+    echo "== $label, round $run of $runs" >&2
     if [ "$(state)" != disabled ]; then
         echo "   another scheduler is attached ($(ops)): waiting for it to leave" >&2
         wait_state disabled 60
     fi
-    local attach_s=null t_start
+    local attach_s t_start
     if [ $# -gt 0 ]; then
         t_start=$(date +%s.%N)
-        "$@" >"$log" 2>&1 &
+        "$@" >>"$log" 2>&1 &
         pid=$!
         local i
         attached=false
@@ -257,65 +279,87 @@ bench_scheduler() { # bench_scheduler LABEL COMMAND...
         done
         op=$(ops)
         attach_s=$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+        # The slowest of the attaches is the one reported.
+        if [ -z "${s_attach_s[$label]:-}" ] || awk -v a="$attach_s" -v b="${s_attach_s[$label]}" 'BEGIN { exit !(a > b) }'; then
+            s_attach_s[$label]=$attach_s
+        fi
         if $attached && ! kill -0 $pid 2>/dev/null; then
             attached=false
         fi
         if ! $attached; then
-            error="did not attach: state=$(state), process $(kill -0 $pid 2>/dev/null && echo alive || echo exited); log: $(tail -n 5 "$log")"
+            error="did not attach in round $run: state=$(state), process $(kill -0 $pid 2>/dev/null && echo alive || echo exited); log: $(tail -n 5 "$log")"
             echo "   $label $error" >&2
             kill -KILL $pid 2>/dev/null; wait $pid 2>/dev/null
             failures=$((failures + 1))
-        else
-            echo "   attached in $attach_s s: ops=$op pid=$pid" >&2
+            s_attached[$label]=false
+            s_error[$label]=$error
+            s_out[$label]=1
+            return
         fi
+        echo "   attached in $attach_s s: ops=$op pid=$pid" >&2
+        s_ops[$label]=$op
     fi
-    if $attached; then
-        local run s ok=true
-        for ((run = 1; run <= runs; run++)); do
-            for s in "${scenarios[@]}"; do
-                name_path=$s
-                measure "$label" "$op" $pid workload "$(basename "$s" .toml)" $run || { ok=false; break 2; }
-                if [ "$s" = "${scenarios[0]}" ]; then
-                    traced_pair "$label" "$op" $pid workload "$(basename "$s" .toml)" $run || { ok=false; break 2; }
-                fi
-            done
-            measure "$label" "$op" $pid hackbench hackbench $run || { ok=false; break; }
-            traced_pair "$label" "$op" $pid hackbench hackbench $run || { ok=false; break; }
-            measure "$label" "$op" $pid pipe pipe $run || { ok=false; break; }
-            measure "$label" "$op" $pid cyclictest cyclictest $run || { ok=false; break; }
-        done
-        $ok && [ $trace = 1 ] && { traced_runs "$label" "$op" $pid || ok=false; }
-        $ok || error="ejected during the runs"
-        if [ $pid != 0 ]; then
-            # Peak resident memory over the whole run, before it is stopped.
-            peak_rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
-            kill -INT $pid 2>/dev/null
-            wait_state disabled 60 || echo "   $label did not detach within 60 s" >&2
-            local i
-            for ((i = 0; i < 300; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-            if kill -0 $pid 2>/dev/null; then
-                # A shell-script peer started in the background ignores SIGINT.
-                echo "   $label did not exit within 30 s of SIGINT: SIGTERM" >&2
-                kill -TERM $pid 2>/dev/null
-                for ((i = 0; i < 100; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-            fi
-            if kill -0 $pid 2>/dev/null; then
-                echo "   $label did not exit after SIGTERM: SIGKILL" >&2
-                kill -KILL $pid 2>/dev/null
-            fi
-            wait $pid; detach_rc=$?
-            echo "   detached (exit $detach_rc, state $(state))" >&2
+    local s ok=true
+    for s in "${scenarios[@]}"; do
+        name_path=$s
+        measure "$label" "$op" $pid workload "$(basename "$s" .toml)" $run || { ok=false; break; }
+        if [ "$s" = "${scenarios[0]}" ]; then
+            traced_pair "$label" "$op" $pid workload "$(basename "$s" .toml)" $run || { ok=false; break; }
         fi
+    done
+    if $ok; then
+        measure "$label" "$op" $pid hackbench hackbench $run &&
+            traced_pair "$label" "$op" $pid hackbench hackbench $run &&
+            measure "$label" "$op" $pid pipe pipe $run &&
+            measure "$label" "$op" $pid cyclictest cyclictest $run || ok=false
     fi
-    local cmd; cmd=$(printf '%s ' "$@")
-    add_sched "{\"label\":$(json_str "$label"),\"command\":$(json_str "${cmd% }"),\"ops\":$(json_str "$op"),\"attached\":$attached,\"attach_s\":$attach_s,\"error\":$(json_str "$error"),\"detach_rc\":$detach_rc,\"peak_rss_kib\":$(num_or_null "$peak_rss")}"
+    # The kept traces, in the last round.
+    $ok && [ $trace = 1 ] && [ $run = $runs ] && { traced_runs "$label" "$op" $pid || ok=false; }
+    if ! $ok; then
+        s_error[$label]="ejected during round $run"
+        s_out[$label]=1
+    fi
+    [ $pid = 0 ] && return
+    # Peak resident memory over the whole attach, before it is stopped; the highest of
+    # the rounds is the one reported.
+    local peak_rss
+    peak_rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    if [ -n "$peak_rss" ] && [ "$peak_rss" -gt "${s_peak[$label]:-0}" ]; then
+        s_peak[$label]=$peak_rss
+    fi
+    kill -INT $pid 2>/dev/null
+    wait_state disabled 60 || echo "   $label did not detach within 60 s" >&2
+    local i
+    for ((i = 0; i < 300; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+    if kill -0 $pid 2>/dev/null; then
+        # A shell-script peer started in the background ignores SIGINT.
+        echo "   $label did not exit within 30 s of SIGINT: SIGTERM" >&2
+        kill -TERM $pid 2>/dev/null
+        for ((i = 0; i < 100; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+    fi
+    if kill -0 $pid 2>/dev/null; then
+        echo "   $label did not exit after SIGTERM: SIGKILL" >&2
+        kill -KILL $pid 2>/dev/null
+    fi
+    local rc=0
+    wait $pid || rc=$?
+    echo "   detached (exit $rc, state $(state))" >&2
+    # A failed detach in any round is the one reported.
+    [ "${s_detach_rc[$label]:-0}" = 0 ] && s_detach_rc[$label]=$rc
 }
 
-bench_scheduler eevdf
-bench_scheduler fifo "$SCHEDKIT" run fifo
-bench_scheduler rustland "$SCHEDKIT" run rustland
-for p in "${peers[@]}"; do
-    bench_scheduler "$(basename "$p")" "$p"
+for ((run = 1; run <= runs; run++)); do
+    for i in "${!labels[@]}"; do
+        [ -n "${s_out[${labels[$i]}]:-}" ] && continue
+        sched_cmd "$i"
+        round_scheduler "${labels[$i]}" $run "${CMD[@]}"
+    done
+done
+for i in "${!labels[@]}"; do
+    label=${labels[$i]}
+    sched_cmd "$i"
+    cmd=$(printf '%s ' "${CMD[@]}")
+    add_sched "{\"label\":$(json_str "$label"),\"command\":$(json_str "${cmd% }"),\"ops\":$(json_str "${s_ops[$label]:-}"),\"attached\":${s_attached[$label]:-true},\"attach_s\":$(num_or_null "${s_attach_s[$label]:-}"),\"error\":$(json_str "${s_error[$label]:-}"),\"detach_rc\":$(num_or_null "${s_detach_rc[$label]:-}"),\"peak_rss_kib\":$(num_or_null "${s_peak[$label]:-}")}"
 done
 
 peers_json=

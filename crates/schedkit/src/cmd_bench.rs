@@ -70,13 +70,15 @@ pub struct SchedulerEntry {
     #[serde(default)]
     pub ops: String,
     pub attached: bool,
-    /// Seconds from start to attached (the verifier is slow under TCG).
+    /// Seconds from start to attached (the verifier is slow under TCG); the slowest of
+    /// the rounds.
     #[serde(default)]
     pub attach_s: Option<f64>,
     #[serde(default)]
     pub error: String,
     pub detach_rc: Option<i64>,
-    /// The scheduler process's peak resident memory (VmHWM) when it was stopped, KiB.
+    /// The scheduler process's peak resident memory (VmHWM) when it was stopped, KiB;
+    /// the highest of the rounds.
     #[serde(default)]
     pub peak_rss_kib: Option<u64>,
 }
@@ -418,6 +420,12 @@ pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> Str
         let _ = writeln!(md);
     }
     let _ = writeln!(md, "\n## The schedulers\n");
+    let _ = writeln!(
+        md,
+        "Each round attached every scheduler in turn for one run of each benchmark. \
+         Of the rounds, the slowest attach, the highest peak RSS and a failed detach \
+         are shown.\n"
+    );
     let _ = writeln!(
         md,
         "| scheduler | command | root/ops | attached in | runs ok | runs unattached | runs failed | CPU time / wall time | page faults during runs | peak RSS | detach exit |"
