@@ -367,7 +367,7 @@ for p in "${peers[@]}"; do peers_json+="${peers_json:+,}$(json_str "$p")"; done
 {
     printf '{\n"meta":{"kernel":%s,"hz":%s,"kernel_config":%s,"cpus":%d,"clk_tck":%d,' \
         "$(json_str "$kver")" "$(num_or_null "$config_hz")" "$(json_str "$kconfig")" "$cpus" "$hz"
-    printf '"date":%s,"options":{"runs":%d,"duration_s":%s,"quick":%s,"trace":%s,"peers":[%s],' \
+    printf '"date":%s,"options":{"runs":%d,"rounds":true,"duration_s":%s,"quick":%s,"trace":%s,"peers":[%s],' \
         "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" "$runs" "$(num_or_null "$duration")" \
         "$([ $quick = 1 ] && echo true || echo false)" "$([ $trace = 1 ] && echo true || echo false)" "$peers_json"
     printf '"hackbench":%s,"pipe":%s,"cyclictest":%s,"stress":%s}},\n' \

@@ -50,6 +50,7 @@ done
 check "report.md has perf bench sched pipe" grep -q '| pipe / time per op |' "$md"
 check "report.md shows the schedulers' peak RSS" grep -q '| peak RSS |' "$md"
 check "report.md sets traced runs against untraced ones" grep -q '| hackbench+trace /' "$md"
+check "report.md says the runs were taken in rounds" grep -q "Each round attached every scheduler" "$md"
 echo "results in $out"
 [ $failed -eq 0 ] && echo "bench-smoke: PASS" || echo "bench-smoke: FAIL"
 exit $failed

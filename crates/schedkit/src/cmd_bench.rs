@@ -420,12 +420,14 @@ pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> Str
         let _ = writeln!(md);
     }
     let _ = writeln!(md, "\n## The schedulers\n");
-    let _ = writeln!(
-        md,
-        "Each round attached every scheduler in turn for one run of each benchmark. \
-         Of the rounds, the slowest attach, the highest peak RSS and a failed detach \
-         are shown.\n"
-    );
+    if m.options.get("rounds").and_then(serde_json::Value::as_bool) == Some(true) {
+        let _ = writeln!(
+            md,
+            "Each round attached every scheduler in turn for one run of each benchmark. \
+             Of the rounds, the slowest attach, the highest peak RSS and a failed detach \
+             are shown.\n"
+        );
+    }
     let _ = writeln!(
         md,
         "| scheduler | command | root/ops | attached in | runs ok | runs unattached | runs failed | CPU time / wall time | page faults during runs | peak RSS | detach exit |"
@@ -751,6 +753,15 @@ mod tests {
         assert!(md.contains("2.00% (0.10x)"), "{md}");
         assert!(!md.contains("ejected") && !s.has_failures());
         assert!(md.contains("![deadline misses and lateness p99](chart.svg)"));
+        // A benchmark from before the rounds says nothing of them.
+        assert!(!md.contains("Each round"), "{md}");
+        let mut rounds = r;
+        rounds.meta.options["rounds"] = serde_json::Value::Bool(true);
+        let md = render_markdown(&rounds, &s, None);
+        assert!(
+            md.contains("Each round attached every scheduler in turn"),
+            "{md}"
+        );
         let fifo = &s.schedulers[1];
         assert_eq!(fifo.cpu_share, Some(0.25));
         assert_eq!(fifo.faults, Some(0));
