@@ -26,17 +26,37 @@ check() { # check DESCRIPTION COMMAND...
     fi
 }
 
+# Each test runs in a subshell of its own, watched: one that runs over TEST_LIMIT_S
+# (20 minutes unless set) is killed with everything it started and fails, so that a
+# hang costs one test, not the whole CI run.
 run_test() { # run_test NAME
-    test_failed=0
+    local limit=${TEST_LIMIT_S:-1200} waited=0 rc
     echo "=== $1"
-    "$1"
-    if [ $test_failed -eq 0 ]; then
+    ( test_failed=0; "$1"; exit $test_failed ) &
+    local pid=$!
+    while kill -0 $pid 2>/dev/null; do
+        if [ $waited -ge "$limit" ]; then
+            echo "    FAILED: $1 still running after $limit s: killed"
+            kill_tree $pid
+            break
+        fi
+        sleep 1; waited=$((waited + 1))
+    done
+    wait $pid; rc=$?
+    if [ $rc -eq 0 ]; then
         echo "PASS $1"; passed=$((passed + 1))
     else
         echo "FAIL $1"; failed=$((failed + 1))
     fi
     # Leave nothing attached for the next test.
     stop_all || true
+}
+
+kill_tree() { # kill_tree PID: kills PID and all its descendants
+    local c
+    kill -STOP "$1" 2>/dev/null
+    for c in $(pgrep -P "$1"); do kill_tree "$c"; done
+    kill -KILL "$1" 2>/dev/null
 }
 
 source "$ROOT/scripts/scx-state.sh"
@@ -72,16 +92,23 @@ start_scheduler() {
 # (schedkit, the spread example, and a binary made by `schedkit new` if NEW_POLICY_BIN
 # names one).
 stop_all() {
-    local names="schedkit|spread"
-    [ -n "${NEW_POLICY_BIN:-}" ] && names="$names|$(basename "$NEW_POLICY_BIN")"
-    pkill -INT -x "$names" 2>/dev/null
-    local i
+    local names=(schedkit spread) n i
+    [ -n "${NEW_POLICY_BIN:-}" ] && names+=("$(basename "$NEW_POLICY_BIN")")
+    # A process's name (comm) is at most 15 characters, and procps matches nothing
+    # (with a warning) given a longer one: match each name alone, cut to 15.
+    for n in "${names[@]}"; do pkill -INT -x "${n:0:15}" 2>/dev/null; done
     for ((i = 0; i < 600; i++)); do
-        pgrep -x "$names" >/dev/null || break
+        any_running "${names[@]}" || break
         sleep 0.1
     done
-    pkill -KILL -x "$names" 2>/dev/null
+    for n in "${names[@]}"; do pkill -KILL -x "${n:0:15}" 2>/dev/null; done
     wait_state disabled 60
+}
+
+any_running() { # any_running NAME...: is a process of one of these names running?
+    local n
+    for n in "$@"; do pgrep -x "${n:0:15}" >/dev/null && return 0; done
+    return 1
 }
 
 # The last --stats line's figure after WORD (e.g. `stat_of LOG user` after "dispatches").

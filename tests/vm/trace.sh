@@ -107,15 +107,57 @@ test_stress_trace_loses_nothing() {
     ls -la "$out" | sed 's/^/    /'
 }
 
+# Sends SIGINT to PID and waits up to 120 s for it to exit; the exit status is its own,
+# or 124 if it was still running (then it is killed).
+interrupt() { # interrupt PID
+    local pid=$1 i
+    kill -INT "$pid"
+    for ((i = 0; i < 1200; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "    still running 120 s after SIGINT: killed"
+        kill -KILL "$pid"; wait "$pid"; return 124
+    fi
+    wait "$pid"
+}
+
+# Ctrl-C once the recording runs, and Ctrl-C while the tracer still loads (seconds
+# under TCG). Started from a script, the background job has
+# SIGINT ignored until schedkit installs its handler: one installed too late would
+# leave it recording for ever.
 test_ctrl_c_writes_a_valid_file() {
-    local out=$LOGS/trace-ctrlc.json
+    local out=$LOGS/trace-ctrlc.json log=$LOGS/trace-ctrlc.log i
     rm -f "$out"
-    "$SCHEDKIT" trace -o "$out" >"$LOGS/trace-ctrlc.log" 2>&1 &
+    "$SCHEDKIT" trace -o "$out" >"$log" 2>&1 &
     local pid=$!
-    sleep 4
-    kill -INT $pid; wait $pid
+    for ((i = 0; i < 1200; i++)); do
+        grep -q "recording under" "$log" && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    check "the recording starts" grep -q "recording under" "$log"
+    sleep 2
+    interrupt $pid
     check "Ctrl-C ends the recording with exit 0" [ $? -eq 0 ]
     check "... and the file is valid JSON" py 'import json,sys; json.load(open(sys.argv[1]))' "$out"
+
+    out=$LOGS/trace-ctrlc-early.json
+    rm -f "$out"
+    "$SCHEDKIT" trace -o "$out" >"$log" 2>&1 &
+    pid=$!
+    # schedkit creates the output after installing its handler, before loading.
+    for ((i = 0; i < 600; i++)); do
+        [ -e "$out" ] && break
+        sleep 0.05
+    done
+    check "the output is created before the tracer loads" [ -e "$out" ]
+    grep -q "recording under" "$log" && echo "    (the tracer had loaded already)"
+    interrupt $pid
+    check "Ctrl-C while the tracer loads ends it with exit 0" [ $? -eq 0 ]
+    check "... and the file is valid JSON" py 'import json,sys; json.load(open(sys.argv[1]))' "$out"
+    sed 's/^/    | /' "$log" | grep -v libbpf | tail -n 2
 }
 
 refused() { # refused WHAT PATTERN COMMAND...: non-zero exit, one line, the pattern, no panic

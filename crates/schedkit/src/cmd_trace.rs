@@ -143,6 +143,11 @@ pub fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(schedkit_scx::trace::TraceError::NotRoot.into());
     }
+    // The handler goes in before the tracer loads (seconds under emulation): a Ctrl-C
+    // while it loads then ends the recording at once, with a valid file, instead of
+    // killing the process or, where the shell started it with SIGINT ignored (a
+    // script's background job), going unnoticed.
+    let stop = crate::run::stop_flag()?;
     let file = open_output(&args.output)?;
     let rec = match Recorder::start(true, None, &spool_dir()).map_err(anyhow::Error::from) {
         Ok(r) => r,
@@ -151,7 +156,6 @@ pub fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
-    let stop = crate::run::stop_flag()?;
     let mut child: Option<Child> = match args.command.split_first() {
         None => None,
         Some((prog, rest)) => Some(
