@@ -205,6 +205,10 @@ pub struct SimStats {
     pub preemptions: u64,
     /// Running tasks whose slice the tick ended for the waiting user-space scheduler.
     pub scheduler_preemptions: u64,
+    /// Running tasks that kept their CPU with a refilled slice when their slice ended
+    /// (or their CPU was kicked) and the CPU found nothing else to run.
+    #[serde(default)]
+    pub kept_running: u64,
     /// CPU time every workload task used (finished or not), summed from the tasks'
     /// side, ns.
     pub task_cpu_ns: u64,

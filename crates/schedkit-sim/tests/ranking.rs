@@ -41,22 +41,13 @@ const HEADLINE: &[(&str, &str)] = &[
 /// Headline figures the simulator ranks differently from the VM, with the values seen
 /// when they were listed (eevdf / fifo / rustland, simulated medians then VM medians).
 const KNOWN_MISMATCHES: &[(&str, &str)] = &[
-    // sim 7.4 / 13.1 / 5.3 ms, VM 62 / 46 / 15 ms: the simulated EEVDF's worst frames
+    // sim 7.4 / 14.5 / 5.3 ms, VM 62 / 46 / 15 ms: the simulated EEVDF's worst frames
     // start within two ticks; the VM's wait for tens of ms behind the build, which
     // the model does not reproduce (see README.md, "What a trip costs").
     ("game-while-building", "game: lateness p99"),
-    // sim 44.2 / 41.9 / 42.0 per second, VM 34.3 / 35.2 / 31.9: in the VM rustland's
-    // build is 9% slower than fifo's; in the sim they are level.
-    ("game-while-building", "build: jobs"),
-    // sim 7.9 / 24.4 / 18.2 ms, VM 100 / 85 / 26 ms: EEVDF best in the sim, worst in
+    // sim 7.9 / 24.1 / 16.6 ms, VM 100 / 85 / 26 ms: EEVDF best in the sim, worst in
     // the VM (the same gap as the game's p99).
     ("desktop-mix", "audio: lateness p99"),
-    // sim 0.3% / 18% / 86%, VM 19% / 88% / 67%: fifo's video misses few frames in the
-    // sim, where its 5 ms slice, checked at 4 ms ticks, usually covers a 6 ms frame;
-    // rustland's starves behind its saturated scheduler.
-    ("desktop-mix", "video: deadline misses"),
-    // sim 8.6 / 23.5 / 1489 ms, VM 46 / 256 / 83 ms: as for its misses.
-    ("desktop-mix", "video: lateness p99"),
 ];
 
 fn root() -> std::path::PathBuf {

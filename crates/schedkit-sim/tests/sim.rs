@@ -1098,3 +1098,114 @@ kind = "cpu"
     let shared = hog_share(true);
     assert!((0.4..=0.6).contains(&shared), "{shared}");
 }
+
+/// Arrival order, any CPU, a fixed slice, and no decision may preempt.
+struct Plain(VecDeque<QueuedTask>, u64);
+
+impl Policy for Plain {
+    fn name(&self) -> &'static str {
+        "plain"
+    }
+    fn enqueue(&mut self, task: &QueuedTask, _ctx: &mut Context<'_>) {
+        self.0.push_back(*task);
+    }
+    fn dispatch(&mut self, _ctx: &mut Context<'_>) -> Option<Decision> {
+        let t = self.0.pop_front()?;
+        Some(Decision::any_cpu(&t, self.1))
+    }
+    fn nr_held(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// The runs (switch-ins) of task `name` on the timeline of `out`, and their total time
+/// in us.
+fn runs_of(out: &SimOutput, name: &str) -> (usize, f64) {
+    let text = out.trace.as_ref().expect("trace recorded").to_json_string();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let runs: Vec<f64> = v["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] == "run" && e["name"] == name)
+        .map(|e| e["dur"].as_f64().unwrap())
+        .collect();
+    (runs.len(), runs.iter().sum())
+}
+
+#[test]
+fn a_hog_sharing_a_cpu_with_a_frequent_waker_keeps_it_for_its_slice() {
+    // Both on CPU 1; the scheduler has CPU 0 to itself. The ticker wakes every ms, but
+    // its decisions do not ask to preempt: sched_ext ends the hog's run only when its
+    // slice is found used up at a tick, never for a wake-up.
+    let text = r#"
+name = "hog and waker"
+duration_s = 1
+[[group]]
+name = "hog"
+kind = "cpu"
+affinity = [1]
+[[group]]
+name = "ticker"
+kind = "periodic"
+period_ms = 1
+work_ms = 0.05
+affinity = [1]
+"#;
+    let slice = 20_000_000;
+    let out = Simulation::new(
+        spec(text),
+        SimConfig {
+            trace: true,
+            ..cfg(2)
+        },
+    )
+    .run(Plain(VecDeque::new(), slice))
+    .unwrap();
+    assert_eq!(out.sim.preemptions, 0, "{:?}", out.sim);
+    let (n, us) = runs_of(&out, "hog-0");
+    // About one run per slice (each ends at the first tick past it), not one per
+    // wake-up: a thousand wake-ups, at most ~45 runs of ~20 ms.
+    assert!(n > 10 && n <= 60, "{n} runs");
+    assert!(us / n as f64 >= 15_000.0, "{n} runs, {us} us in all");
+    let ticker = out
+        .report
+        .group("ticker")
+        .unwrap()
+        .periodic
+        .clone()
+        .unwrap();
+    assert!(
+        ticker.miss_ratio > 0.5,
+        "the ticker waits for the hog's slices"
+    );
+}
+
+#[test]
+fn a_task_whose_slice_ends_with_nothing_else_to_run_keeps_its_cpu_without_a_trip() {
+    // One hog per CPU and nothing else: at each slice end the CPU finds nothing to run
+    // (the kernel keeps the last runnable task and refills its slice), so the hogs go
+    // through the policy once, not every millisecond.
+    let text = r#"
+name = "two hogs"
+duration_s = 1
+[[group]]
+name = "hog"
+kind = "cpu"
+count = 2
+"#;
+    let out = Simulation::new(
+        spec(text),
+        SimConfig {
+            trace: true,
+            ..cfg(2)
+        },
+    )
+    .run(Plain(VecDeque::new(), 1_000_000))
+    .unwrap();
+    assert!(out.sim.decisions <= 4, "{:?}", out.sim);
+    assert!(out.sim.kept_running > 0, "{:?}", out.sim);
+    for hog in ["hog-0", "hog-1"] {
+        assert!(runs_of(&out, hog).0 <= 2, "{hog}: {:?}", runs_of(&out, hog));
+    }
+}

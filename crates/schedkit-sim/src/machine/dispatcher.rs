@@ -6,25 +6,36 @@
 //! a CPU (a waking task whose previous CPU is idle while nothing else waits: the
 //! kernel-side fast path, counted as a kernel dispatch) or into the ring towards user
 //! space. The user-space scheduler is a task of its own: when the ring has something it
-//! needs a CPU, gets an idle one at once or else the next CPU that frees up (ahead of
+//! needs a CPU, gets an idle one at once or else the next CPU that dispatches (ahead of
 //! every queued task), and then spends `step_cost + per_task_cost × (tasks drained +
-//! decisions sent)` on it. Its decisions reach the dispatch queues when that time is
-//! over. Dispatch queues are a local one per CPU and one shared one, both ordered by
-//! the decision's vtime. A running task keeps its CPU until it blocks or its slice is
-//! found used up at a scheduler tick (HZ = 250 by default, as sched_ext checks slices
-//! at the tick); then it goes back to the policy. The watchdog ends the run when a
-//! runnable task has waited longer than the timeout.
+//! decisions sent)` on it. Its decisions go into the ring to the kernel when that time
+//! is over, and reach the dispatch queues when a CPU next dispatches (`ops.dispatch`
+//! drains that ring first): the scheduler's own CPU when it sleeps (nothing more in its
+//! ring) or its 5 ms slice was found over at a tick, another CPU whose task blocks or
+//! whose slice ends, an idle CPU kicked for a decision, or the dispatcher's timer.
+//! A scheduler with more to do does not sleep, so its CPU does not dispatch. Dispatch
+//! queues are a local one per CPU and one shared one, both ordered by the decision's
+//! vtime.
+//!
+//! A running task is preempted only as on sched_ext: when its slice is found used up
+//! at a scheduler tick (HZ = 250 by default), when its CPU is kicked with
+//! `SCX_KICK_PREEMPT` (by a decision that may preempt, with a vtime earlier than the
+//! running task's by more than its margin, that finds no idle CPU; one kick per run, as
+//! the dispatcher's `running_vtime`), or when the tick finds the user-space scheduler
+//! waiting for a CPU for [`SCHED_WAIT_NS`]. The CPU then dispatches; if it finds
+//! something else to run, that runs and the task goes back to the policy, otherwise
+//! the task keeps its CPU with a refilled slice (`SCX_SLICE_DFL`), as the kernel keeps
+//! the last runnable task (the dispatcher does not set `SCX_OPS_ENQ_LAST`). The
+//! watchdog ends the run when a runnable task has waited longer than the timeout.
 //!
 //! Simplifications, each a choice rather than an accident:
-//! - A running task keeps its CPU until its slice is over unless a decision that may
-//!   preempt (with a vtime earlier than the running task's by more than its margin)
-//!   finds no idle CPU, or the user-space scheduler has waited for a CPU for
-//!   [`SCHED_WAIT_NS`] at a tick, as on the dispatcher.
-//! - A task whose slice ends always goes back to the policy, even when nothing else
-//!   waits (the kernel may instead refill the slice of the last runnable task).
+//! - The scheduler's step is not cut: when a tick finds its slice over, it gives up
+//!   its CPU when the step ends. A kick is handled right after the CPU that sent it
+//!   has taken its own pick; the CPU applying decisions is never kicked or seen as
+//!   idle by them.
 //! - The fast path only considers the waking task's previous CPU; there is no
 //!   sync-wakeup or cache-domain placement.
-//! - Decisions reach the queues when the scheduler's step ends, all at once.
+//! - The dispatcher's timer is checked at ticks.
 //! - Switching to the user-space scheduler costs a context switch
 //!   ([`SimConfig::context_switch_ns`], plus [`SimConfig::mm_switch_ns`] as it is a
 //!   process of its own) unless it takes its CPU again at once for
@@ -56,6 +67,18 @@ const SLICE_MIN_NS: u64 = 50_000;
 /// The kernel's default slice for tasks the BPF side dispatches by itself.
 const SCX_SLICE_DFL_NS: u64 = 20_000_000;
 
+/// The dispatcher's `default_slice_ns`: the slice of tasks it dispatches by itself
+/// (the idle fast path) and of the user-space scheduler.
+const DEFAULT_SLICE_NS: u64 = 5_000_000;
+
+/// The longest slice the dispatcher lets a decision give (`SLICE_MAX_NS`).
+const SLICE_MAX_NS: u64 = 100_000_000;
+
+/// How often the dispatcher's timer kicks the idle CPUs while tasks wait for user
+/// space (`TIMER_BUSY_NS`), and when none does (`TIMER_IDLE_NS`).
+const TIMER_BUSY_NS: u64 = 20_000_000;
+const TIMER_IDLE_NS: u64 = 100_000_000;
+
 /// A tick that finds the user-space scheduler waiting for a CPU this long ends one
 /// running task's slice for it (`USERSCHED_WAIT_NS` in the dispatcher).
 const SCHED_WAIT_NS: u64 = 1_000_000;
@@ -69,6 +92,13 @@ enum Sched {
     Needed,
     /// On this CPU until its `SchedDone` event.
     Running(u32),
+}
+
+/// What a CPU found to run when it dispatched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Sched,
+    Task(Tid),
 }
 
 /// A task's sched_ext state.
@@ -105,6 +135,14 @@ struct ScxCpu {
     claimed: bool,
     /// The local dispatch queue: (vtime, arrival, task).
     local: BTreeSet<(u64, u64, Tid)>,
+    /// The dispatcher's `running_vtime`: the vtime of the task that started running
+    /// here, or 0 when nothing may be preempted here for a decision (nothing runs, the
+    /// user-space scheduler runs, or the task was kicked once already: a task kept
+    /// running after a kick is not started again, so it is not kicked again).
+    running_vtime: u64,
+    /// Kicked with `SCX_KICK_PREEMPT`, not handled yet; `Some(keep)`, see
+    /// [`SchedExt::preempt_cpu`].
+    kick: Option<bool>,
 }
 
 /// The sched_ext model. See the module documentation.
@@ -120,16 +158,27 @@ pub(crate) struct SchedExt {
     ring: VecDeque<(Tid, u64)>,
     exits: Vec<Pid>,
     shared: BTreeSet<(u64, u64, Tid)>,
+    /// Decisions of the step in progress, sent when it ends.
     pending: Vec<Decision>,
-    /// Decisions for any CPU that may preempt, checked once idle CPUs took their pick.
-    /// (task, vtime to beat, whether the task preempted keeps its place).
-    preempt_waiting: Vec<(Tid, u64, bool)>,
+    /// Decisions sent, in the ring to the kernel: applied when a CPU next dispatches.
+    sent: Vec<Decision>,
+    /// The CPU running `ops.dispatch`, while it applies decisions: neither idle nor a
+    /// CPU to kick (it is choosing what runs next anyway).
+    dispatching: Option<u32>,
     sched: Sched,
     sched_epoch: u64,
     /// The scheduler holds a CPU and a step is due.
     sched_ready: bool,
     sched_last_cpu: u32,
     sched_start_ns: u64,
+    /// When the scheduler's current slice began, and whether a tick found it used up.
+    sched_slice_start_ns: u64,
+    sched_slice_over: bool,
+    /// When the dispatcher's timer next kicks the idle CPUs.
+    next_timer_ns: u64,
+    /// Tasks that kept their CPU with a refilled slice when it found nothing else to
+    /// run.
+    kept_running: u64,
     /// When the scheduler last started waiting for a CPU.
     sched_needed_ns: u64,
     /// Where and when the scheduler's last step ended: taking that CPU again at that
@@ -163,12 +212,17 @@ impl SchedulerModel for SchedExt {
             exits: Vec::with_capacity(64),
             shared: BTreeSet::new(),
             pending: Vec::with_capacity(1024),
-            preempt_waiting: Vec::with_capacity(1024),
+            sent: Vec::with_capacity(1024),
+            dispatching: None,
             sched: Sched::Idle,
             sched_epoch: 0,
             sched_ready: false,
             sched_last_cpu: 0,
             sched_start_ns: 0,
+            sched_slice_start_ns: 0,
+            sched_slice_over: false,
+            next_timer_ns: TIMER_IDLE_NS,
+            kept_running: 0,
             sched_needed_ns: 0,
             sched_left: None,
             sched_preemptions: 0,
@@ -205,6 +259,7 @@ impl SchedulerModel for SchedExt {
 
     fn stop_task(&mut self, e: &mut Engine, cpu: u32) -> Tid {
         let tid = e.stop_task(cpu);
+        self.cpus[cpu as usize].running_vtime = 0;
         // The stretch that just ended counts against the slice, and against the
         // budget of a standing instruction.
         let ran = e.tasks[tid].last_run_ns;
@@ -243,6 +298,7 @@ impl SchedulerModel for SchedExt {
             steps: self.steps,
             decisions: self.decisions,
             sched_preemptions: self.sched_preemptions,
+            kept_running: self.kept_running,
         }
     }
 }
@@ -258,6 +314,7 @@ impl SchedExt {
         let nothing_waits = self.ring.is_empty()
             && self.held == 0
             && self.pending.is_empty()
+            && self.sent.is_empty()
             && self.shared.is_empty();
         if flags & ENQ_WAKEUP != 0
             && e.cfg.kernel_fast_path
@@ -269,7 +326,7 @@ impl SchedExt {
             self.counters.kernel_dispatches += 1;
             let t = &mut self.tasks[tid];
             t.decided = false;
-            t.slice_ns = SCX_SLICE_DFL_NS;
+            t.slice_ns = DEFAULT_SLICE_NS;
             t.slice_used_ns = 0;
             self.insert_local(e, prev, tid, 0, true, false);
             self.pick(e, prev);
@@ -317,9 +374,8 @@ impl SchedExt {
         self.insert_shared(e, tid, vtime);
         self.trace_dispatch(e, None, tid, vtime, false, o.margin_ns.is_some());
         if let Some(margin) = o.margin_ns {
-            self.preempt_waiting
-                .push((tid, vtime.saturating_add(margin), true));
-            self.preempt_for_waiting(e);
+            self.preempt_for(e, tid, vtime.saturating_add(margin), true);
+            self.handle_kicks(e);
         }
         true
     }
@@ -392,15 +448,26 @@ impl SchedExt {
         (0..n).map(move |i| (first + i) % n)
     }
 
-    /// Ends the slice of the task running on `cpu` at once: it goes back to the policy,
-    /// as at slice expiry, and the CPU picks again.
+    /// `cpu` is kicked to preempt (`SCX_KICK_PREEMPT`): the slice of the task running
+    /// there ends at once and the CPU dispatches. If it finds something else to run,
+    /// that runs and the task goes back to the policy, as at slice expiry; if not, the
+    /// task keeps its CPU with a refilled slice, as the kernel keeps the last runnable
+    /// task (see [`SchedExt::slice_over`]).
     ///
     /// With `keep` (a preemption for a wake-up placed by a standing instruction), a
     /// task the policy placed with slice left goes back to the shared queue by its
     /// vtime (advanced by the run it just had) with the rest of its slice, without a
     /// trip, as on the dispatcher.
     fn preempt_cpu(&mut self, e: &mut Engine, cpu: u32, keep: bool) {
+        let drained = self.drain_decisions(e, cpu);
+        let Some(next) = self.dispatch_next(e, cpu) else {
+            self.keep_running(e, cpu);
+            self.after_dispatch(e, cpu, drained);
+            return;
+        };
         let tid = self.stop_task(e, cpu);
+        // The kernel runs what the CPU found first, then enqueues the task it took off.
+        self.run_next(e, cpu, next);
         let t = &mut self.tasks[tid];
         let left = t.slice_ns.saturating_sub(t.slice_used_ns);
         if keep && t.decided && left >= SLICE_MIN_NS {
@@ -416,50 +483,147 @@ impl SchedExt {
         } else {
             self.make_runnable(e, tid, 0);
         }
-        self.pick(e, cpu);
+        self.after_dispatch(e, cpu, drained);
     }
 
-    /// `cpu`, if idle, runs the waiting user-space scheduler, else the first task of
-    /// its local queue, else the first task of the shared queue that may run there.
+    /// The slice of the task running on `cpu` was found used up at a tick: the CPU
+    /// dispatches, and the task goes back to the policy only if the CPU found
+    /// something else to run. Otherwise it keeps running with a refilled slice
+    /// (`SCX_SLICE_DFL`), without a trip: the kernel keeps running the last runnable
+    /// task unless the scheduler sets `SCX_OPS_ENQ_LAST`, which the dispatcher does
+    /// not (tasks waiting for the policy are parked where no CPU looks).
+    fn slice_over(&mut self, e: &mut Engine, cpu: u32, tid: Tid) {
+        let drained = self.drain_decisions(e, cpu);
+        match self.dispatch_next(e, cpu) {
+            None => self.keep_running(e, cpu),
+            Some(next) => {
+                self.stop_task(e, cpu);
+                self.run_next(e, cpu, next);
+                self.make_runnable(e, tid, 0);
+            }
+        }
+        self.after_dispatch(e, cpu, drained);
+    }
+
+    /// The task running on `cpu` goes on with a new default slice from now.
+    fn keep_running(&mut self, e: &Engine, cpu: u32) {
+        let Cur::Task(tid) = e.cpus[cpu as usize].cur else {
+            return;
+        };
+        let t = &mut self.tasks[tid];
+        t.slice_ns = t.slice_used_ns + (e.now - e.tasks[tid].run_start_ns) + SCX_SLICE_DFL_NS;
+        self.kept_running += 1;
+    }
+
+    /// `cpu`, if idle, dispatches: it drains the decisions the scheduler has sent and
+    /// runs what it finds (see [`SchedExt::dispatch_next`]).
     fn pick(&mut self, e: &mut Engine, cpu: u32) {
         if e.cpus[cpu as usize].cur != Cur::Idle {
             return;
         }
+        let drained = self.drain_decisions(e, cpu);
+        if let Some(next) = self.dispatch_next(e, cpu) {
+            self.run_next(e, cpu, next);
+        }
+        self.after_dispatch(e, cpu, drained);
+    }
+
+    /// Applies the decisions the scheduler has sent (its ring to the kernel), as
+    /// `ops.dispatch` does first on whichever CPU runs it. Returns whether there were
+    /// any.
+    fn drain_decisions(&mut self, e: &mut Engine, cpu: u32) -> bool {
+        if self.sent.is_empty() {
+            if self.pending.is_empty() {
+                // No decision is in flight: every claim is over.
+                for c in &mut self.cpus {
+                    c.claimed = false;
+                }
+            }
+            return false;
+        }
+        self.dispatching = Some(cpu);
+        let mut sent = std::mem::take(&mut self.sent);
+        for d in sent.drain(..) {
+            self.apply(e, &d);
+        }
+        self.sent = sent;
+        self.dispatching = None;
+        if self.pending.is_empty() {
+            for c in &mut self.cpus {
+                c.claimed = false;
+            }
+        }
+        true
+    }
+
+    /// What `cpu` runs next, as `ops.dispatch` finds it, taken off its queue: the
+    /// waiting user-space scheduler, else the first task of the CPU's local queue,
+    /// else the first task of the shared queue that may run there.
+    fn dispatch_next(&mut self, e: &Engine, cpu: u32) -> Option<Next> {
         if self.sched == Sched::Needed {
-            let now = e.now;
-            let c = &mut e.cpus[cpu as usize];
-            c.account(now);
-            c.cur = Cur::Sched;
-            self.sched = Sched::Running(cpu);
-            self.sched_ready = true;
-            self.sched_last_cpu = cpu;
-            self.sched_start_ns = now;
-            let switch = if self.sched_left == Some((cpu, now)) {
-                0
-            } else if c.mm != Mm::Scheduler {
-                e.cfg.context_switch_ns + e.cfg.mm_switch_ns
-            } else {
-                e.cfg.context_switch_ns
-            };
-            c.mm = Mm::Scheduler;
-            self.sched_until_ns = now + switch;
-            return;
+            return Some(Next::Sched);
         }
         let c = &mut self.cpus[cpu as usize];
         if let Some(&first) = c.local.first() {
             c.local.remove(&first);
-            e.run_task(cpu, first.2);
-            return;
+            return Some(Next::Task(first.2));
         }
         let found = self
             .shared
             .iter()
             .find(|&&(_, _, t)| e.tasks[t].may_run_on(cpu))
-            .copied();
-        if let Some(x) = found {
-            self.shared.remove(&x);
-            e.run_task(cpu, x.2);
+            .copied()?;
+        self.shared.remove(&found);
+        Some(Next::Task(found.2))
+    }
+
+    /// Puts what [`SchedExt::dispatch_next`] found on `cpu`, which must be idle.
+    fn run_next(&mut self, e: &mut Engine, cpu: u32, next: Next) {
+        let Next::Task(tid) = next else {
+            self.cpus[cpu as usize].running_vtime = 0;
+            self.run_sched(e, cpu);
+            return;
+        };
+        self.cpus[cpu as usize].running_vtime = self.tasks[tid].dsq_vtime;
+        e.run_task(cpu, tid);
+    }
+
+    /// The waiting user-space scheduler gets `cpu`, which must be idle.
+    fn run_sched(&mut self, e: &mut Engine, cpu: u32) {
+        let now = e.now;
+        let c = &mut e.cpus[cpu as usize];
+        c.account(now);
+        c.cur = Cur::Sched;
+        self.sched = Sched::Running(cpu);
+        self.sched_ready = true;
+        self.sched_last_cpu = cpu;
+        self.sched_start_ns = now;
+        self.sched_slice_start_ns = now;
+        self.sched_slice_over = false;
+        let switch = if self.sched_left == Some((cpu, now)) {
+            0
+        } else if c.mm != Mm::Scheduler {
+            e.cfg.context_switch_ns + e.cfg.mm_switch_ns
+        } else {
+            e.cfg.context_switch_ns
+        };
+        c.mm = Mm::Scheduler;
+        self.sched_until_ns = now + switch;
+    }
+
+    /// After `cpu` dispatched: decisions it applied kicked the idle CPUs (which
+    /// dispatch in turn), and those that may preempt and found no idle CPU kick one.
+    fn after_dispatch(&mut self, e: &mut Engine, cpu: u32, drained: bool) {
+        if drained {
+            let n = e.cpus.len() as u32;
+            for i in 1..n {
+                let c = (cpu + i) % n;
+                if e.cpus[c as usize].cur == Cur::Idle {
+                    self.pick(e, c);
+                }
+            }
         }
+        self.handle_kicks(e);
     }
 
     /// Records on the timeline the scheduler's run on `cpu`, from its start to now.
@@ -476,86 +640,107 @@ impl SchedExt {
         }
     }
 
-    /// The scheduler's step is over: its decisions reach the queues, and its CPU and
-    /// every other idle one pick.
+    /// The scheduler's step is over: its decisions are in its ring to the kernel.
+    /// With more to do (its ring from the kernel is not empty), it does not sleep (its
+    /// wait returns at once): it keeps its CPU and starts another step, and its
+    /// decisions wait there until a CPU dispatches; unless its own slice was found
+    /// used up at a tick, and then its CPU dispatches, and gives the scheduler's place
+    /// to what it found, if anything. With nothing to do it sleeps, and its CPU
+    /// dispatches.
     fn step_over(&mut self, e: &mut Engine) {
         let Sched::Running(cpu) = self.sched else {
             return;
         };
+        let now = e.now;
+        self.sent.append(&mut self.pending);
+        if !self.ring.is_empty() {
+            if !std::mem::take(&mut self.sched_slice_over) {
+                self.sched_ready = true;
+                return;
+            }
+            let drained = self.drain_decisions(e, cpu);
+            let Some(next) = self.dispatch_next(e, cpu) else {
+                // Nothing else to run here: it keeps its CPU with a new slice.
+                self.sched_slice_start_ns = now;
+                self.sched_ready = true;
+                self.after_dispatch(e, cpu, drained);
+                return;
+            };
+            self.leave_cpu(e, cpu);
+            self.sched = Sched::Needed;
+            self.sched_needed_ns = now;
+            self.run_next(e, cpu, next);
+            self.after_dispatch(e, cpu, drained);
+            return;
+        }
+        self.sched_slice_over = false;
+        self.leave_cpu(e, cpu);
+        self.sched = Sched::Idle;
+        self.pick(e, cpu);
+    }
+
+    /// The scheduler leaves `cpu`, which is left idle.
+    fn leave_cpu(&mut self, e: &mut Engine, cpu: u32) {
         let now = e.now;
         let c = &mut e.cpus[cpu as usize];
         c.account(now);
         c.cur = Cur::Idle;
         self.sched_left = Some((cpu, now));
         self.trace_sched_run(e, cpu);
-        let mut pending = std::mem::take(&mut self.pending);
-        for d in pending.drain(..) {
-            self.apply(e, &d);
-        }
-        self.pending = pending;
-        for c in &mut self.cpus {
-            c.claimed = false;
-        }
-        self.sched = if self.ring.is_empty() {
-            Sched::Idle
-        } else {
-            Sched::Needed
-        };
-        // The scheduler's CPU first, then every other idle one.
-        let n = e.cpus.len() as u32;
-        for i in 0..n {
-            let c = (cpu + i) % n;
-            if e.cpus[c as usize].cur == Cur::Idle {
-                self.pick(e, c);
-            }
-        }
-        self.preempt_for_waiting(e);
     }
 
-    /// Decisions that may preempt and found no idle CPU: as the dispatcher does, kick
-    /// the allowed CPU whose running task has the largest vtime, if larger than the
-    /// decision's plus its margin.
-    fn preempt_for_waiting(&mut self, e: &mut Engine) {
-        let mut waiting = std::mem::take(&mut self.preempt_waiting);
-        for (tid, vtime, keep) in waiting.drain(..) {
-            if e.tasks[tid].state != State::Dsq {
-                continue; // already running
-            }
-            let victim = (0..e.cpus.len() as u32)
-                .filter_map(|c| match e.cpus[c as usize].cur {
-                    Cur::Task(t) if e.tasks[tid].may_run_on(c) => {
-                        Some((self.tasks[t].dsq_vtime, c))
-                    }
-                    _ => None,
-                })
-                .filter(|&(v, _)| v > vtime)
-                .max();
-            if let Some((_, cpu)) = victim {
-                self.counters.preemptions += 1;
-                self.preempt_cpu(e, cpu, keep);
-            }
+    /// A decision for `tid` that may preempt found no idle CPU: as the dispatcher's
+    /// `preempt_for`, kick (`SCX_KICK_PREEMPT`) the allowed CPU whose running task has
+    /// the largest vtime, if larger than `vtime` (the decision's plus its margin). The
+    /// kick is chosen now, when the decision is applied, and handled once the CPU
+    /// applying it has taken its own pick: the kicked CPU keeps its task if it then
+    /// finds nothing else to run (see [`SchedExt::preempt_cpu`]).
+    fn preempt_for(&mut self, e: &Engine, tid: Tid, vtime: u64, keep: bool) {
+        let victim = (0..e.cpus.len() as u32)
+            .filter(|&c| self.dispatching != Some(c) && e.tasks[tid].may_run_on(c))
+            .map(|c| (self.cpus[c as usize].running_vtime, c))
+            .filter(|&(v, _)| v > vtime)
+            .max();
+        if let Some((_, cpu)) = victim {
+            let c = &mut self.cpus[cpu as usize];
+            c.running_vtime = 0; // one kick per running task
+            c.kick = Some(keep);
+            self.counters.preemptions += 1;
         }
-        self.preempt_waiting = waiting;
     }
 
-    /// Applies one of the policy's decisions, at the end of the step that sent it.
+    /// Handles the kicks not handled yet: each kicked CPU still running a task
+    /// dispatches (see [`SchedExt::preempt_cpu`]).
+    fn handle_kicks(&mut self, e: &mut Engine) {
+        while let Some(cpu) = self.cpus.iter().position(|c| c.kick.is_some()) {
+            let keep = self.cpus[cpu].kick.take().unwrap_or(false);
+            if let Cur::Task(_) = e.cpus[cpu].cur {
+                self.preempt_cpu(e, cpu as u32, keep);
+            }
+        }
+    }
+
+    /// Applies one of the policy's decisions, when a CPU dispatches after the step
+    /// that sent it.
     fn apply(&mut self, e: &mut Engine, d: &Decision) {
         let tid = (d.pid - PID_BASE) as usize;
         let ok = d.pid >= PID_BASE
             && tid < e.tasks.len()
             && e.tasks[tid].state == State::Held
             && self.tasks[tid].generation == d.generation;
+        if let CpuTarget::On(Cpu(c)) = d.target {
+            // The claim ends with the decision that named the CPU.
+            if let Some(x) = self.cpus.get_mut(c as usize) {
+                x.claimed = false;
+            }
+        }
         if !ok {
             self.counters.cancelled += 1;
             return;
         }
         self.counters.user_dispatches += 1;
         let t = &mut self.tasks[tid];
-        t.slice_ns = if d.slice_ns == 0 {
-            SCX_SLICE_DFL_NS
-        } else {
-            d.slice_ns
-        };
+        t.slice_ns = d.slice_ns.clamp(SLICE_MIN_NS, SLICE_MAX_NS);
         t.slice_used_ns = 0;
         t.dsq_vtime = d.vtime;
         t.decided = true;
@@ -578,8 +763,16 @@ impl SchedExt {
                 self.insert_shared(e, tid, d.vtime);
                 self.trace_dispatch(e, None, tid, d.vtime, false, d.preempt_margin_ns.is_some());
                 if let Some(margin) = d.preempt_margin_ns {
-                    self.preempt_waiting
-                        .push((tid, d.vtime.saturating_add(margin), false));
+                    let idle = (0..e.cpus.len() as u32).any(|c| {
+                        self.dispatching != Some(c)
+                            && e.tasks[tid].may_run_on(c)
+                            && self.cpu_is_idle(e, c)
+                    });
+                    // An idle CPU is kicked to take it (and dispatches after this one);
+                    // otherwise one running a later task is kicked to preempt.
+                    if !idle {
+                        self.preempt_for(e, tid, d.vtime.saturating_add(margin), false);
+                    }
                 }
             }
         }
@@ -596,12 +789,33 @@ impl SchedExt {
             let t = &self.tasks[tid];
             let used = t.slice_used_ns + (e.now - e.tasks[tid].run_start_ns);
             if used >= t.slice_ns {
-                self.stop_task(e, cpu);
-                self.make_runnable(e, tid, 0);
-                if e.cpus[cpu as usize].cur == Cur::Idle {
+                self.slice_over(e, cpu, tid);
+            }
+        }
+        if let Sched::Running(_) = self.sched {
+            // The scheduler's own slice: it gives up its CPU when its step ends.
+            if e.now - self.sched_slice_start_ns >= DEFAULT_SLICE_NS {
+                self.sched_slice_over = true;
+            }
+        }
+        if e.now >= self.next_timer_ns {
+            // The dispatcher's timer: idle CPUs look at the queues (and drain the
+            // decisions sent), often while tasks wait for user space.
+            let waiting = !self.ring.is_empty()
+                || self.held > 0
+                || !self.sent.is_empty()
+                || !self.pending.is_empty();
+            if waiting || self.sched == Sched::Needed || !self.shared.is_empty() {
+                for cpu in 0..e.cpus.len() as u32 {
                     self.pick(e, cpu);
                 }
             }
+            self.next_timer_ns = e.now
+                + if waiting {
+                    TIMER_BUSY_NS
+                } else {
+                    TIMER_IDLE_NS
+                };
         }
         if self.held > 0 {
             // The scheduler holds tasks: its periodic wake-up lets it try again.

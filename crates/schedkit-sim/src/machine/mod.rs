@@ -97,6 +97,9 @@ pub(crate) struct ModelStats {
     pub(crate) decisions: u64,
     /// Slices ended for the user-space scheduler by the tick.
     pub(crate) sched_preemptions: u64,
+    /// Tasks that kept their CPU with a refilled slice (kicked, or out of slice, while
+    /// nothing else was there to run).
+    pub(crate) kept_running: u64,
 }
 
 /// The simulated machine: the shared engine and the scheduler model that drives it.

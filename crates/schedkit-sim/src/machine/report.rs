@@ -106,6 +106,7 @@ impl<S: SchedulerModel> Machine<S> {
             bounced: c.bounced,
             preemptions: c.preemptions,
             scheduler_preemptions: m.sched_preemptions,
+            kept_running: m.kept_running,
             task_cpu_ns: e.tasks.iter().map(|t| t.sum_exec_ns).sum(),
             scheduler_cpu_ns,
             scheduler_share: if capacity > 0.0 {
