@@ -73,7 +73,7 @@ pub const RUSTLAND: PolicyEntry = PolicyEntry {
         },
         PolicyOption {
             name: "credit-full-rate",
-            help: "wake-ups a second from which a task gets the whole latency credit (fewer: less, on a log scale); lower helps a 30 fps video and costs a game under a build",
+            help: "wake-ups a second from which a task gets the whole latency credit (fewer: less, on a log scale); at 128 a 30 fps video falls behind, at 4 a game under a build more often does",
             kind: OptionKind::U64 {
                 default: rustland::CREDIT_FULL_RATE,
                 min: 1,

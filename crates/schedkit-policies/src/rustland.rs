@@ -53,7 +53,8 @@
 //!   ~2000 slices, so a task that was asleep for a while can come back seconds of CPU
 //!   time ahead of every hog. Here the floor is one slice below `vtime_now` and the
 //!   credit is at most [`CREDIT_CAP_SLICES`] slices, on a log scale that is full from
-//!   128 wake-ups/s (a 60 wakeups/s game thread gets 75% of it): a deadline is never more than
+//!   16 wake-ups/s (a 60 fps game and a 30 fps video get all of it, a task waking
+//!   10 times a second 80%): a deadline is never more than
 //!   `(SLEEP_LAG_SLICES + CREDIT_CAP_SLICES) * slice_max` below `vtime_now`, so a hog
 //!   waits at most about that much virtual time per competing task.
 //! - `vtime_now` follows the vruntime of dispatched tasks (as the kernel's scx_simple
@@ -67,13 +68,13 @@
 //!   report no run time still move forward and cannot keep a hog waiting forever.
 //!
 //! Known weaknesses: the sleep credit rewards any task that blocks often, including
-//! a hog that does tiny I/O in a loop; from 128 wake-ups/s on, every sleeper earns the
+//! a hog that does tiny I/O in a loop; from 16 wake-ups/s on, every sleeper earns the
 //! same credit ([`CREDIT_FULL_LOG2`]), so among them only vruntime and arrival order
 //! count; a periodic task that falls behind sleeps less often and so loses credit,
-//! which makes it fall further behind (desktop-mix's 30 fps video; a lower
-//! [`Rustland::with_credit_full_rate`] cures it, but a 60 fps game under a build
-//! then ties on credit with the build's job slots, and when the machine is slow it
-//! falls far behind more often); a
+//! which makes it fall further behind (desktop-mix's 30 fps video, when the credit
+//! was full only from 128/s; at 4/s a 60 fps game under a build ties on credit with
+//! the build's job slots, and when the machine is slow it falls far behind more
+//! often); a
 //! deadline is fixed at enqueue and does not age while the task waits, so the bound above is in virtual time, and many short-running sleepers
 //! can still add up to many decisions ahead of a hog; fairness history beyond one
 //! slice is forgotten across sleeps (by design), and `vtime_now` jumps by a large step
@@ -83,9 +84,11 @@
 //! so slices below that are rounded up in practice; and the policy knows nothing of
 //! caches or topology beyond "prefer the previous CPU when it is idle".
 //!
-//! The worst of them, measured: a periodic task that needs more than its fair share
-//! to keep up (`desktop-mix`'s 30 fps video, 6 ms a frame) falls behind (67% of its
-//! frames late in the VM, EEVDF 19%). Once late it starts each frame at once and stops
+//! The worst of them, measured with the credit full from 128 wake-ups/s: a periodic
+//! task that needs more than its fair share to keep up (`desktop-mix`'s 30 fps video,
+//! 6 ms a frame) fell behind (67% of its frames late in the VM, EEVDF 19%). With the
+//! credit full from 16/s, the default since 2026-11-27, it missed 14% (EEVDF 29%) in
+//! 10 rounds in one boot (README.md, "The latency credit"). Once late it starts each frame at once and stops
 //! sleeping, so its switch rate and its credit fall to nothing and it competes as a
 //! hog for a fair share; the ping-pong tasks it competes with keep full credit, and
 //! each of their trips through user space costs the machine CPU time nobody is
@@ -159,19 +162,22 @@ pub const STANDING_MIN_NVCSW: u64 = 100;
 /// maximum slices, so a deadline taken against an old virtual clock does not last.
 pub const STANDING_TTL_SLICES: u64 = 2;
 
-/// `log2(lat_w)` from which the latency credit is full: a task waking 128 times a
+/// `log2(lat_w)` from which the latency credit is full: a task waking 16 times a
 /// second or more gets the whole cap. Above that rate, more switches buy no earlier
 /// place: waking tasks that sleep often all sit one credit below the virtual clock,
 /// and are served in arrival order among themselves. With the cap at `log2 = 10` (1000
 /// switches/s, as published), desktop-mix's ping-pong threads (about 1000/s) always
 /// came 8 ms ahead of its 200 Hz audio task (80% of the cap): whenever two of them
 /// were runnable they held both CPUs, and the audio waited.
-pub const CREDIT_FULL_LOG2: u32 = 8;
+/// Until 2026-11-27 it was 8 (128 wake-ups/s): 30 fps video then got 5/8 of the
+/// cap and fell behind the ping-pong and audio tasks (README.md, "The latency
+/// credit").
+pub const CREDIT_FULL_LOG2: u32 = 5;
 
 /// The wake-up rate (per second) from which the latency credit is full by default:
 /// `lat_w = 2 * rate + 1` on a wake-up, whose `log2` is [`CREDIT_FULL_LOG2`].
 /// `with_credit_full_rate` (`--credit-full-rate`) moves it.
-pub const CREDIT_FULL_RATE: u64 = 128;
+pub const CREDIT_FULL_RATE: u64 = 16;
 
 /// How often a task's voluntary context-switch rate is sampled.
 const NVCSW_PERIOD_NS: u64 = 1_000_000_000;
@@ -314,9 +320,10 @@ impl Rustland {
     /// The wake-up rate (per second, 1 to 1000) from which a waking task gets the whole
     /// latency credit ([`CREDIT_FULL_RATE`] by default); below it the credit falls on
     /// a log scale. Lower, more tasks share the full credit and vruntime orders them.
-    /// Measured in the VM (README.md, "The latency credit"): at 4/s desktop-mix's
-    /// 30 fps video missed a quarter as many frames, and game-while-building's game
-    /// about as many, but it fell far behind more often when the machine was slow.
+    /// Measured in the VM (README.md, "The latency credit"): at 128/s desktop-mix's
+    /// 30 fps video falls behind (several times EEVDF's frames missed); at 4/s
+    /// game-while-building's game falls far behind more often when the machine is
+    /// slow; 16/s did as well as either on the game and close to 4/s on the video.
     pub fn with_credit_full_rate(mut self, rate: u64) -> Self {
         self.credit_full_log2 = (rate.clamp(1, NVCSW_RATE_MAX) * 2 + 1).ilog2();
         self
@@ -344,7 +351,7 @@ impl Rustland {
 
     /// Credit for a task with switch-rate average `avg_nvcsw_fp` (fixed point, see
     /// [`AVG_FRAC_BITS`]): log scale, from 0 (never sleeps) to the cap (by default from
-    /// 256 switches/s, or 128/s on a wake-up; see [`CREDIT_FULL_LOG2`] and
+    /// 32 switches/s, or 16/s on a wake-up; see [`CREDIT_FULL_LOG2`] and
     /// [`Rustland::with_credit_full_rate`]). `log2(lat_w)` is taken on the fixed-point
     /// value, so a task averaging under one switch a second still earns a step.
     fn credit_ns(&self, avg_nvcsw_fp: u64, wakeup: bool) -> u64 {
@@ -686,8 +693,8 @@ mod tests {
     }
 
     #[test]
-    fn from_128_wakeups_a_second_more_switches_buy_no_earlier_place() {
-        let mut p = Rustland::default();
+    fn above_the_full_rate_more_switches_buy_no_earlier_place() {
+        let mut p = Rustland::default().with_credit_full_rate(128);
         // A ping-pong thread, an audio callback, a 30 fps video; the audio wakes first.
         let (v, d) = sleepers_woken_together(&mut p, [1000, 200, 30], [1, 0, 2]);
         let order: Vec<Pid> = d.iter().map(|d| d.pid).collect();
@@ -727,12 +734,12 @@ mod tests {
                 d.iter().map(|d| d.vtime).collect::<Vec<_>>(),
             )
         };
-        // By default the 30/s task gets less than the 200/s one.
-        let (v, cap, d) = deadlines(Rustland::default());
+        // Full from 128 wake-ups a second: the 30/s task gets less than the 200/s one.
+        let (v, cap, d) = deadlines(Rustland::default().with_credit_full_rate(128));
         assert_eq!(v - d[0], cap);
         assert!(d[1] > d[0], "{d:?}");
-        // Full from 16 wake-ups a second: the same deadline; 6/s still gets less.
-        let (v, cap, d) = deadlines(Rustland::default().with_credit_full_rate(16));
+        // By default (16/s): the same deadline; 6/s still gets less.
+        let (v, cap, d) = deadlines(Rustland::default());
         assert_eq!((v - d[0], v - d[1]), (cap, cap), "{d:?}");
         assert!(d[2] > d[1] && d[2] < v, "{d:?}");
         // The default rate is the default cap.
