@@ -47,6 +47,10 @@
 //! the pingpong pairs 3797/s against 1191 (EEVDF 6213), but the 200 Hz audio task
 //! missed 28% of its periods against 19% (EEVDF 43%), and the 30 fps video 90% of its
 //! frames against 46% (EEVDF 25%).
+//! With the credit full from 16/s (2026-11-28, two boots of interleaved rounds) the
+//! trade is the same: ipc 1.54x and 1.38x EEVDF's round trips against 0.65x without,
+//! but the video missed 48% and 95% of its frames against 11% and 20%
+//! (`docs/traces.md`).
 //!
 //! Where this departs from the published scx_rustland, and why:
 //! - The published credit is `slice_max * lat_w` taken off the vruntime floor: up to
