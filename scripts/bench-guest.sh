@@ -4,7 +4,8 @@
 # scripts/bench-guest.sh --out DIR [--runs N] [--duration S] [--quick] [--peer PATH]...
 #
 # The collecting half of scripts/bench-vm.sh: runs as root inside the sched_ext VM and
-# only measures. In each of N rounds, for each scheduler in turn (the kernel's default,
+# only measures. In each of N rounds, for each scheduler in turn, starting one later
+# each round (the kernel's default,
 # labelled eevdf; `schedkit run fifo`; `schedkit run rustland`; every --peer
 # executable) it attaches it, runs every scenarios/*.toml, hackbench, perf bench sched
 # pipe and cyclictest under stress-ng once, checks after every run that the same
@@ -239,7 +240,9 @@ traced_pair() {
 # Round R attaches each scheduler in turn, runs every benchmark once (run R) under it
 # and detaches it. A slow stretch of the host then falls on every scheduler alike; when
 # each scheduler's runs came back to back, one such stretch could fall on all the runs
-# of one scheduler, and its median with them.
+# of one scheduler, and its median with them. Round R starts with the R-th scheduler,
+# so that none always comes right after the same one (what a scheduler leaves behind,
+# a warm cache or a cold one, a backlog of kernel work, then falls on each in turn).
 labels=(eevdf fifo rustland)
 for p in "${peers[@]}"; do labels+=("$(basename "$p")"); done
 # What is known of each scheduler over its rounds, by label.
@@ -349,7 +352,8 @@ round_scheduler() {
 }
 
 for ((run = 1; run <= runs; run++)); do
-    for i in "${!labels[@]}"; do
+    for ((k = 0; k < ${#labels[@]}; k++)); do
+        i=$(((k + run - 1) % ${#labels[@]}))
         [ -n "${s_out[${labels[$i]}]:-}" ] && continue
         sched_cmd "$i"
         round_scheduler "${labels[$i]}" $run "${CMD[@]}"
@@ -367,7 +371,7 @@ for p in "${peers[@]}"; do peers_json+="${peers_json:+,}$(json_str "$p")"; done
 {
     printf '{\n"meta":{"kernel":%s,"hz":%s,"kernel_config":%s,"cpus":%d,"clk_tck":%d,' \
         "$(json_str "$kver")" "$(num_or_null "$config_hz")" "$(json_str "$kconfig")" "$cpus" "$hz"
-    printf '"date":%s,"options":{"runs":%d,"rounds":true,"duration_s":%s,"quick":%s,"trace":%s,"peers":[%s],' \
+    printf '"date":%s,"options":{"runs":%d,"rounds":true,"rotated":true,"duration_s":%s,"quick":%s,"trace":%s,"peers":[%s],' \
         "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" "$runs" "$(num_or_null "$duration")" \
         "$([ $quick = 1 ] && echo true || echo false)" "$([ $trace = 1 ] && echo true || echo false)" "$peers_json"
     printf '"hackbench":%s,"pipe":%s,"cyclictest":%s,"stress":%s}},\n' \

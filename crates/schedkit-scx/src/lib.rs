@@ -194,6 +194,8 @@ pub struct ScxBackend {
     inbox: Rc<RefCell<Vec<TaskEvent>>>,
     consumed: u64,
     nr_cpus: u32,
+    /// CPUs online at attach (a change restarts the scheduler).
+    nr_online: u64,
     idle_query_fails: u64,
 }
 
@@ -314,6 +316,7 @@ impl ScxBackend {
             inbox,
             consumed: 0,
             nr_cpus: sysfs::nr_cpus_online(),
+            nr_online: sysfs::nr_cpus_online_count() as u64,
             idle_query_fails: 0,
         })
     }
@@ -389,6 +392,9 @@ impl Backend for ScxBackend {
     }
 
     fn select_idle_cpu(&mut self, task: &QueuedTask) -> Option<Cpu> {
+        if every_cpu_busy(read(&self.bss().nr_running), self.nr_online) {
+            return None;
+        }
         let mut q = RawIdleQuery {
             pid: task.pid,
             prev_cpu: task.prev_cpu.0 as i32,
@@ -540,6 +546,17 @@ impl Backend for ScxBackend {
     }
 }
 
+/// Whether the idle query can be skipped: the dispatcher counts the tasks on a CPU
+/// (from `running` to `stopping`), and when there are as many as CPUs online, none is
+/// idle, so asking the kernel (a `bpf()` call, the dearest part of a decision when the
+/// machine is busy) would only say so. A CPU that is switching tasks, or runs a task of
+/// another class, counts as free here, so the query is made then: the shortcut never
+/// hides a CPU that is idle for longer than the count takes to catch up, and a decision
+/// for any CPU wakes an idle one anyway.
+fn every_cpu_busy(nr_running: u64, nr_online: u64) -> bool {
+    nr_running >= nr_online
+}
+
 /// Time spent in degraded mode: the periods that ended, plus the current one if any
 /// (`since` is 0 outside degraded mode; both clocks are CLOCK_MONOTONIC).
 fn degraded_ns(ended_ns: u64, since: u64, now: u64) -> u64 {
@@ -665,6 +682,15 @@ mod tests {
             unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as i32) },
             1
         );
+    }
+
+    #[test]
+    fn the_idle_query_is_skipped_only_when_every_online_cpu_runs_a_task() {
+        assert!(every_cpu_busy(2, 2));
+        assert!(!every_cpu_busy(1, 2));
+        assert!(!every_cpu_busy(0, 1));
+        // A count that overshoots for a moment (a CPU between two tasks) still skips.
+        assert!(every_cpu_busy(3, 2));
     }
 
     #[test]

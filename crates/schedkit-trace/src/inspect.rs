@@ -31,6 +31,9 @@ pub struct Inspection {
     pub wakeups: u64,
     /// Decisions of the policy (not those the dispatcher took alone).
     pub decisions: u64,
+    /// ... of which named a CPU (for rustland: the idle query found one).
+    #[serde(default)]
+    pub decisions_on_cpu: u64,
     /// Decisions the dispatcher took alone.
     pub kernel_decisions: u64,
     /// Events the recording lost, as the trace says.
@@ -117,6 +120,10 @@ fn inspect_json(r: impl io::Read) -> io::Result<Inspection> {
                         out.kernel_decisions += 1;
                     } else {
                         out.decisions += 1;
+                        let target = e.args.as_ref().and_then(|a| a.get("target"));
+                        if target.is_some_and(|t| t.is_u64()) {
+                            out.decisions_on_cpu += 1;
+                        }
                     }
                 }
                 Some("lost") => {
@@ -187,6 +194,13 @@ fn inspect_perfetto(r: impl io::Read) -> io::Result<Inspection> {
                         out.kernel_decisions += 1;
                     } else {
                         out.decisions += 1;
+                        let on_cpu = e
+                            .debug_annotations
+                            .iter()
+                            .any(|a| a.name.as_deref() == Some("target") && a.uint_value.is_some());
+                        if on_cpu {
+                            out.decisions_on_cpu += 1;
+                        }
                     }
                 } else if has_cat("lost") {
                     out.lost += e

@@ -13,10 +13,10 @@ fn events() -> Vec<Event> {
         comm: comm.into(),
         scheduler,
     };
-    let decision = |ts_ns, pid, kernel| Event::Decision {
+    let decision = |ts_ns, pid, target, kernel| Event::Decision {
         ts_ns,
         pid,
-        target: Target::Any,
+        target,
         slice_ns: 1_000_000,
         vtime: 5,
         preempt: false,
@@ -40,8 +40,9 @@ fn events() -> Vec<Event> {
             prev_runnable: false,
             next: 12,
         },
-        decision(250, 10, false),
-        decision(260, 11, true),
+        decision(250, 10, Target::Any, false),
+        decision(255, 11, Target::Cpu(1), false),
+        decision(260, 11, Target::Cpu(0), true),
         Event::Switch {
             ts_ns: 300,
             cpu: 0,
@@ -116,7 +117,8 @@ fn both_formats_read_back_the_same_counts() {
         assert_eq!(found.slices, 3, "{ext}");
         assert_eq!(found.scheduler_threads, 1, "{ext}");
         assert_eq!(found.wakeups, 2, "{ext}");
-        assert_eq!((found.decisions, found.kernel_decisions), (1, 1), "{ext}");
+        assert_eq!((found.decisions, found.kernel_decisions), (2, 1), "{ext}");
+        assert_eq!(found.decisions_on_cpu, 1, "{ext}");
         assert_eq!(found.lost, 7, "{ext}");
     }
 }

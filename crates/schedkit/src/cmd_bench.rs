@@ -421,11 +421,21 @@ pub fn render_markdown(raw: &Raw, summary: &Summary, chart: Option<&str>) -> Str
     }
     let _ = writeln!(md, "\n## The schedulers\n");
     if m.options.get("rounds").and_then(serde_json::Value::as_bool) == Some(true) {
+        let rotated = m
+            .options
+            .get("rotated")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
         let _ = writeln!(
             md,
-            "Each round attached every scheduler in turn for one run of each benchmark. \
+            "Each round attached every scheduler in turn for one run of each benchmark{}. \
              Of the rounds, the slowest attach, the highest peak RSS and a failed detach \
-             are shown.\n"
+             are shown.\n",
+            if rotated {
+                ", starting with the next scheduler each round"
+            } else {
+                ", in the same order every round"
+            }
         );
     }
     let _ = writeln!(
@@ -760,6 +770,13 @@ mod tests {
         let md = render_markdown(&rounds, &s, None);
         assert!(
             md.contains("Each round attached every scheduler in turn"),
+            "{md}"
+        );
+        assert!(md.contains("in the same order every round"), "{md}");
+        rounds.meta.options["rotated"] = serde_json::Value::Bool(true);
+        let md = render_markdown(&rounds, &s, None);
+        assert!(
+            md.contains("starting with the next scheduler each round"),
             "{md}"
         );
         let fifo = &s.schedulers[1];
