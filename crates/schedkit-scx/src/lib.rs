@@ -316,7 +316,7 @@ impl ScxBackend {
             inbox,
             consumed: 0,
             nr_cpus: sysfs::nr_cpus_online(),
-            nr_online: sysfs::nr_cpus_online_count() as u64,
+            nr_online: schedkit_core::topology::nr_online_cpus() as u64,
             idle_query_fails: 0,
         })
     }

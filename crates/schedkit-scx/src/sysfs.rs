@@ -128,15 +128,6 @@ pub fn nr_cpus_online() -> u32 {
         .unwrap_or_else(schedkit_core::topology::nr_possible_cpus)
 }
 
-/// How many CPUs are online (at least 1).
-pub fn nr_cpus_online_count() -> u32 {
-    fs::read_to_string("/sys/devices/system/cpu/online")
-        .ok()
-        .map(|s| schedkit_core::topology::parse_cpu_list(&s).len() as u32)
-        .filter(|&n| n > 0)
-        .unwrap_or_else(schedkit_core::topology::nr_possible_cpus)
-}
-
 fn cpus_below_highest(cpu_list: &str) -> Option<u32> {
     schedkit_core::topology::parse_cpu_list(cpu_list)
         .into_iter()
