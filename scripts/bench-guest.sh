@@ -6,10 +6,10 @@
 # The collecting half of scripts/bench-vm.sh: runs as root inside the sched_ext VM and
 # only measures. In each of N rounds, for each scheduler in turn, starting one later
 # each round (the kernel's default, labelled eevdf; `schedkit run fifo`; `schedkit run
-# rustland`; every --peer executable) it attaches it, runs every scenarios/*.toml, hackbench, perf bench sched
-# pipe and cyclictest under stress-ng once, checks after every run that the same
-# scheduler is still attached, and detaches it. Every
-# run goes into DIR/raw.json; `schedkit bench-report` turns that into tables and a
+# rustland`; every --peer executable) it attaches it, runs every scenarios/*.toml,
+# hackbench, perf bench sched pipe and cyclictest under stress-ng once, checks after
+# every run that the same scheduler is still attached, and detaches it. Every run goes
+# into DIR/raw.json; `schedkit bench-report` turns that into tables and a
 # chart. A run during which the scheduler was ejected is recorded as "ejected", never
 # as a measurement of the default scheduler.
 #
