@@ -134,8 +134,10 @@ use schedkit_core::{Context, Cpu, CpuTarget, Decision, Pid, Policy, PolicyStats,
 /// tick and went back through user space. With 20 ms / 5 ms (and the preemption
 /// margin): 0.94x EEVDF's time, and 6.3% of game frames late against EEVDF's 76%
 /// (5 runs each, docs/bench/peers-2026-11-26/report.md); on 2026-11-28, with the
-/// credit full from 16/s, 0.80x and 2.3% against 52.3% (docs/bench/report.md; 1.14x
-/// and 5.0% against 63.7% in another boot, docs/bench/rounds-2026-11-28/report.md).
+/// credit full from 16/s, 0.80x and 2.3% against 52.3%
+/// (docs/bench/peers-2026-11-28/report.md; 1.14x and 5.0% against 63.7% in another
+/// boot, docs/bench/rounds-2026-11-28/report.md); with the idle-query shortcut too,
+/// 1.23x and 9.0% against 75.5% (docs/bench/report.md).
 pub const RUSTLAND_SLICE_NS: u64 = 20_000_000;
 
 /// Default minimum slice: 5 ms, a little over one tick at HZ=250 (the kernel checks
