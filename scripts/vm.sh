@@ -5,7 +5,8 @@
 #
 # Boots a throw-away VM with a sched_ext kernel (virtme-ng, the host's filesystem as the
 # guest's root, this checkout writable), runs COMMAND inside as root from the checkout,
-# shows its output and returns its exit code.
+# shows its output and returns its exit code. The guest kernel's console (errors and
+# warnings) is kept in target/vm-logs/vm-*.log, and its tail shown when the VM fails.
 #
 # Environment: VM_CPUS (2), VM_MEMORY (2G), VM_KERNEL (a vmlinuz; default: the newest
 # sched_ext kernel under /lib/modules), VM_KVM=1 to try KVM instead of TCG.
@@ -37,10 +38,31 @@ trap 'rm -f "$script"' EXIT
     printf '%q ' "$@"; echo
 } > "$script"
 
+# The guest's kernel console (its serial port) goes to a file under target/vm-logs/, at
+# loglevel 5: errors and warnings, an oops and a panic, but not the boot chatter, so that
+# a guest that dies is explained without slowing the console down in normal runs. Its
+# lines carry the kernel's time stamp ("[   12.345678] "); everything after the first of
+# them that does not is COMMAND's output, which is shown (the lines before it are the
+# firmware's and the boot loader's; the two KASLR lines are the kernel's, unstamped).
+logs="$here/target/vm-logs"
+mkdir -p "$logs"
+{ ls -1t "$logs"/vm-*.log 2>/dev/null || true; } | tail -n +20 | xargs -r rm -f
+console="$logs/vm-$(date +%Y%m%d-%H%M%S)-$$.log"
+
 # Through a pipe: vng reopens its standard output and error, which truncates them when
 # they are a file (a CI log would lose everything printed before the VM started).
 set +e
 vng -r "$kernel" "${kvm[@]}" --cpus "${VM_CPUS:-2}" --memory "${VM_MEMORY:-2G}" \
-    --rwdir "$here" --exec "bash $script" </dev/null 2>&1 | cat
+    --verbose --append loglevel=5 \
+    --rwdir "$here" --exec "bash $script" </dev/null 2>&1 |
+    awk -v out="$console" '{ print > out; fflush(out) }
+        /^\[ *[0-9]+\.[0-9][0-9][0-9][0-9][0-9][0-9]\] / { booted = 1; next }
+        /^(Memory|Poking) KASLR / { next }
+        booted { print; fflush() }'
 exec_rc=${PIPESTATUS[0]}
+set -e
+if [ "$exec_rc" -ne 0 ]; then
+    echo "vm.sh: the VM exited with $exec_rc; the guest kernel's last messages (all in $console):" >&2
+    awk '/^\[ *[0-9]+\.[0-9][0-9][0-9][0-9][0-9][0-9]\] / { print "    " $0 }' "$console" 2>/dev/null | tail -n 30 >&2 || true
+fi
 exit $exec_rc

@@ -30,7 +30,7 @@ check() { # check DESCRIPTION COMMAND...
 # (20 minutes unless set) is killed with everything it started and fails, so that a
 # hang costs one test, not the whole CI run.
 run_test() { # run_test NAME
-    local limit=${TEST_LIMIT_S:-1200} waited=0 rc
+    local limit=${TEST_LIMIT_S:-1200} waited=0 rc began=$SECONDS
     echo "=== $1"
     ( test_failed=0; "$1"; exit $test_failed ) &
     local pid=$!
@@ -44,9 +44,9 @@ run_test() { # run_test NAME
     done
     wait $pid; rc=$?
     if [ $rc -eq 0 ]; then
-        echo "PASS $1"; passed=$((passed + 1))
+        echo "PASS $1 ($((SECONDS - began)) s)"; passed=$((passed + 1))
     else
-        echo "FAIL $1"; failed=$((failed + 1))
+        echo "FAIL $1 ($((SECONDS - began)) s)"; failed=$((failed + 1))
     fi
     # Leave nothing attached for the next test.
     stop_all || true
