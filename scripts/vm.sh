@@ -49,20 +49,31 @@ mkdir -p "$logs"
 { ls -1t "$logs"/vm-*.log 2>/dev/null || true; } | tail -n +20 | xargs -r rm -f
 console="$logs/vm-$(date +%Y%m%d-%H%M%S)-$$.log"
 
+# Each line to the console file; COMMAND's lines on to standard output, as they come
+# (a line at a time: awk would read its input in blocks and hold a test's output back).
+split_console() { # split_console FILE
+    local line booted=0 stamp='^\[ *[0-9]+\.[0-9]{6}\] '
+    while IFS= read -r line || [ -n "$line" ]; do
+        printf '%s\n' "$line" >>"$1"
+        if [[ $line =~ $stamp ]]; then
+            booted=1
+        elif [ $booted = 1 ] && ! [[ $line =~ ^(Memory|Poking)\ KASLR\  ]]; then
+            printf '%s\n' "$line"
+        fi
+    done
+}
+
 # Through a pipe: vng reopens its standard output and error, which truncates them when
 # they are a file (a CI log would lose everything printed before the VM started).
 set +e
 vng -r "$kernel" "${kvm[@]}" --cpus "${VM_CPUS:-2}" --memory "${VM_MEMORY:-2G}" \
     --verbose --append loglevel=5 \
     --rwdir "$here" --exec "bash $script" </dev/null 2>&1 |
-    awk -v out="$console" '{ print > out; fflush(out) }
-        /^\[ *[0-9]+\.[0-9][0-9][0-9][0-9][0-9][0-9]\] / { booted = 1; next }
-        /^(Memory|Poking) KASLR / { next }
-        booted { print; fflush() }'
+    split_console "$console"
 exec_rc=${PIPESTATUS[0]}
 set -e
 if [ "$exec_rc" -ne 0 ]; then
     echo "vm.sh: the VM exited with $exec_rc; the guest kernel's last messages (all in $console):" >&2
-    awk '/^\[ *[0-9]+\.[0-9][0-9][0-9][0-9][0-9][0-9]\] / { print "    " $0 }' "$console" 2>/dev/null | tail -n 30 >&2 || true
+    { grep -E '^\[ *[0-9]+\.[0-9]{6}\] ' "$console" || true; } | tail -n 30 | sed 's/^/    /' >&2
 fi
 exit $exec_rc
