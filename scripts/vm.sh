@@ -48,11 +48,13 @@ logs="$here/target/vm-logs"
 mkdir -p "$logs"
 { ls -1t "$logs"/vm-*.log 2>/dev/null || true; } | tail -n +20 | xargs -r rm -f
 console="$logs/vm-$(date +%Y%m%d-%H%M%S)-$$.log"
+# A kernel line's beginning (an extended regular expression, for bash and for grep).
+stamp='^\[ *[0-9]+\.[0-9]{6}\] '
 
 # Each line to the console file; COMMAND's lines on to standard output, as they come
 # (a line at a time: awk would read its input in blocks and hold a test's output back).
 split_console() { # split_console FILE
-    local line booted=0 stamp='^\[ *[0-9]+\.[0-9]{6}\] '
+    local line booted=0
     while IFS= read -r line || [ -n "$line" ]; do
         printf '%s\n' "$line" >>"$1"
         if [[ $line =~ $stamp ]]; then
@@ -74,6 +76,6 @@ exec_rc=${PIPESTATUS[0]}
 set -e
 if [ "$exec_rc" -ne 0 ]; then
     echo "vm.sh: the VM exited with $exec_rc; the guest kernel's last messages (all in $console):" >&2
-    { grep -E '^\[ *[0-9]+\.[0-9]{6}\] ' "$console" || true; } | tail -n 30 | sed 's/^/    /' >&2
+    { grep -E "$stamp" "$console" || true; } | tail -n 30 | sed 's/^/    /' >&2
 fi
 exit $exec_rc
