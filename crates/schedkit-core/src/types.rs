@@ -424,6 +424,11 @@ pub struct Counters {
     /// by the run they had, the rest of their slice) without a trip through the policy.
     #[serde(default)]
     pub preempted_kept: u64,
+    /// Tasks the kernel handed back to the backend because a higher scheduling class
+    /// (real-time, deadline) took the CPU they ran on: placed again where another CPU
+    /// runs them, without a trip through the policy when it had placed them.
+    #[serde(default)]
+    pub handed_back: u64,
     /// The scheduler's CPU time per task it handles, moving average, ns (filled in by
     /// the runtime; see `Runtime::trip_cost_ns`).
     #[serde(default)]

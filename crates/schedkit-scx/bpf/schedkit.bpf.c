@@ -38,6 +38,11 @@
  * still in it moves it out as usual. Decisions for tasks the dispatcher ran meanwhile
  * find them gone from both queues and are dropped, like stale ones.
  *
+ * A real-time or deadline task that takes a CPU would hold the sched_ext task it
+ * preempted there until it let go (up to 950 ms with the kernel's defaults): where the
+ * kernel can, it hands such a task back instead, and the dispatcher puts it where
+ * another CPU runs it (see handed_back()).
+ *
  * Where it falls short: the shared queue is one lock for all CPUs, fine for the small
  * machines this is tested on, a bottleneck on large ones; CPU choice for "any CPU" is
  * whichever CPU frees up first, with no notion of cache or NUMA locality.
@@ -159,6 +164,7 @@ u64 running_vtime[MAX_CPUS];
  */
 bool preempt_pending[MAX_CPUS];
 u64 nr_preempted_kept;	/* preempted tasks put back in their place by the kernel side */
+u64 nr_handed_back;	/* tasks handed back from a CPU a higher class took */
 /* Tasks in the shared and per-CPU queues, as of the last time the scheduler woke up. */
 u64 nr_dsq_waiting;
 /* When the scheduler was queued and has not run since, or 0. */
@@ -731,35 +737,99 @@ static __always_inline bool standing_dispatch(struct task_struct *p, struct task
 }
 
 /*
+ * Put a task the policy placed back in the shared queue (not a CPU's own, which CPUs
+ * serve first) with the rest of its slice, by its vtime advanced by the run it just
+ * had, as a vruntime would be: left where it was, a task stopped again and again
+ * would keep the place it had before all those runs, ahead of the tasks it should
+ * now let run. Not a new decision, so no trip to user space.
+ */
+static __always_inline u64 requeue_decided(struct task_struct *p, struct task_ctx *tctx,
+					   u64 enq_flags)
+{
+	u64 vtime = p->scx.dsq_vtime + weighted_ns(tctx->last_run_ns, p);
+	s32 idle;
+
+	tctx->decided = true;
+	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, tctx->slice_left, vtime, enq_flags);
+	idle = pick_idle_online_cpu(p->cpus_ptr);
+	if (idle >= 0)
+		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+	return vtime;
+}
+
+/*
  * A task the policy placed, preempted for a wake-up placed by a standing instruction
- * before its slice ran out, goes to the shared queue (not a CPU's own, which CPUs
- * serve first) with the rest of its slice, by its vtime advanced by the run it had: a preemption is not a new decision, and sending the task to
- * user space would make the scheduler, which runs first, delay the very task the
- * preemption was for.
+ * before its slice ran out, keeps its place: a preemption is not a new decision, and
+ * sending the task to user space would make the scheduler, which runs first, delay
+ * the very task the preemption was for.
  */
 static __always_inline bool keep_place(struct task_struct *p, struct task_ctx *tctx,
 				       u64 enq_flags)
 {
 	u32 cpu = scx_bpf_task_cpu(p);
-	u64 vtime;
-	s32 idle;
 
 	asm volatile("" : "+r"(cpu));
 	if (!preempt_pending[cpu & (MAX_CPUS - 1)] || tctx->slice_left < SLICE_MIN_NS)
 		return false;
 	preempt_pending[cpu & (MAX_CPUS - 1)] = false;
-	tctx->decided = true;
 	__sync_fetch_and_add(&nr_preempted_kept, 1);
-	/*
-	 * Its vtime moves on by the run it just had, as a vruntime: left where it was, a
-	 * task preempted again and again would keep the place it had before all those
-	 * runs, ahead of the tasks it should now let run.
-	 */
-	vtime = p->scx.dsq_vtime + weighted_ns(tctx->last_run_ns, p);
-	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, tctx->slice_left, vtime, enq_flags);
-	idle = pick_idle_online_cpu(p->cpus_ptr);
-	if (idle >= 0)
-		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+	requeue_decided(p, tctx, enq_flags);
+	return true;
+}
+
+/*
+ * Was the task handed back because a higher class took the CPU it ran on? Read from
+ * the reason the kernel leaves in its flags, where it has one (7.1 on).
+ */
+static __always_inline bool taken_by_higher_class(const struct task_struct *p)
+{
+	u32 mask, preempted;
+
+	if (!bpf_core_enum_value_exists(enum scx_ent_flags, SCX_TASK_REENQ_PREEMPTED))
+		return false;
+	mask = bpf_core_enum_value(enum scx_ent_flags, SCX_TASK_REENQ_REASON_MASK);
+	preempted = bpf_core_enum_value(enum scx_ent_flags, SCX_TASK_REENQ_PREEMPTED);
+	return (p->scx.flags & mask) == preempted;
+}
+
+/*
+ * The kernel hands a task back (SCX_ENQ_REENQ) when a higher class (real-time,
+ * deadline) takes the CPU it runs on, or when the CPU it was put on cannot run it at
+ * once: every insert into a CPU's local queue is "immediate"
+ * (SCX_OPS_ALWAYS_ENQ_IMMED, set at load where the kernel has it). Without that, a
+ * busy real-time task would hold the task it preempted in its CPU's local queue
+ * until the kernel's reserve for lower classes came round, most of a second.
+ *
+ * Taken by a higher class, a task the policy placed goes where any CPU serves it, as
+ * it was, with the rest of its slice; a kernel thread the dispatcher places alone
+ * waits for its CPU (it may not run elsewhere); anything else takes the trip, as a
+ * new decision. Not run at once where it was put (the CPU was idle when it was
+ * chosen, and is not now, or the waker still runs there), a task waits for that CPU
+ * first in line, in the CPU's own queue, as it did in the local one: sent through
+ * the policy instead, each costs a trip and a delay (measured: the game missed about
+ * three times as many frames as without the flag).
+ */
+static __always_inline bool handed_back(struct task_struct *p, struct task_ctx *tctx,
+					bool decided, u64 enq_flags)
+{
+	s32 cpu = scx_bpf_task_cpu(p);
+	u64 vtime;
+
+	if (!(enq_flags & SCX_ENQ_REENQ))
+		return false;
+	if (taken_by_higher_class(p)) {
+		__sync_fetch_and_add(&nr_handed_back, 1);
+		if (!bypasses_user(p)) {
+			if (!tctx || !decided || tctx->slice_left < SLICE_MIN_NS)
+				return false;
+			vtime = requeue_decided(p, tctx, enq_flags);
+			trace_task(SK_TR_DECISION, p, -1, tctx->slice_left, vtime, SK_TRF_KERNEL);
+			return true;
+		}
+	}
+	scx_bpf_dsq_insert_vtime(p, PCPU_DSQ_BASE + cpu, default_slice_ns, 0, enq_flags);
+	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	trace_task(SK_TR_DECISION, p, cpu, default_slice_ns, 0, SK_TRF_KERNEL);
 	return true;
 }
 
@@ -770,6 +840,8 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 	struct task_ctx *tctx;
 	bool decided;
 
+	/* Only a local queue takes it; none of the inserts below is into one. */
+	enq_flags &= ~(u64)SCX_ENQ_IMMED;
 	if (is_usersched(p)) {
 		count_dsq_waiting();
 		trace_counters();
@@ -784,6 +856,8 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 	if (bypasses_user(p)) {
+		if (handed_back(p, NULL, false, enq_flags))
+			return;
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | scx_bpf_task_cpu(p), default_slice_ns,
 				   enq_flags);
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
@@ -823,6 +897,8 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
+	if (handed_back(p, tctx, decided, enq_flags))
+		return;
 	if ((enq_flags & SCX_ENQ_WAKEUP) && standing_dispatch(p, tctx, enq_flags))
 		return;
 	if (!(enq_flags & SCX_ENQ_WAKEUP) && decided && keep_place(p, tctx, enq_flags))

@@ -47,6 +47,31 @@ const EVENTS_PER_STEP: usize = 8192;
 /// `SCX_OPS_SWITCH_PARTIAL`: only tasks that ask for SCHED_EXT are scheduled.
 const SCX_OPS_SWITCH_PARTIAL: u64 = 8;
 
+/// The ops flag that makes every insert into a CPU's local queue "immediate": the
+/// kernel hands the task back through `ops.enqueue` when that CPU cannot run it at
+/// once, or when a higher class (real-time, deadline) takes the CPU from it. From
+/// kernel 7.1; its value is read from the running kernel's BTF, and an older kernel,
+/// which would refuse an unknown flag, gets none.
+const ALWAYS_ENQ_IMMED: &str = "SCX_OPS_ALWAYS_ENQ_IMMED";
+
+/// The value of `name` in the running kernel's `enum scx_ops_flags`, if it has one.
+fn kernel_ops_flag(name: &str) -> Option<u64> {
+    use libbpf_rs::btf::types::{Enum, Enum64};
+    use libbpf_rs::btf::Btf;
+
+    let btf = Btf::from_vmlinux().ok()?;
+    let want = std::ffi::OsStr::new(name);
+    if let Some(e) = btf.type_by_name::<Enum64>("scx_ops_flags") {
+        return e
+            .iter()
+            .find(|m| m.name == Some(want))
+            .and_then(|m| u64::try_from(m.value).ok());
+    }
+    let e = btf.type_by_name::<Enum>("scx_ops_flags")?;
+    let found = e.iter().find(|m| m.name == Some(want));
+    found.and_then(|m| u64::try_from(m.value).ok())
+}
+
 /// How the dispatcher is loaded.
 #[derive(Debug, Clone)]
 pub struct ScxOptions {
@@ -252,6 +277,12 @@ impl ScxBackend {
         ops.timeout_ms = opts.timeout_ms;
         if opts.partial {
             ops.flags |= SCX_OPS_SWITCH_PARTIAL;
+        }
+        // Without it, a busy real-time task holds the task it preempted in its CPU's
+        // local queue until the kernel's reserve for lower classes comes round, most
+        // of a second (docs/traces.md, 2026-11-28).
+        if let Some(flag) = kernel_ops_flag(ALWAYS_ENQ_IMMED) {
+            ops.flags |= flag;
         }
         let name = format!("schedkit_{}", opts.policy_name);
         for (dst, src) in ops.name.iter_mut().zip(name.bytes().take(127)) {
@@ -539,6 +570,7 @@ impl Backend for ScxBackend {
             preemptions: read(&b.nr_preemptions),
             standing_dispatches: read(&b.nr_standing_dispatches),
             preempted_kept: read(&b.nr_preempted_kept),
+            handed_back: read(&b.nr_handed_back),
             // The runtime measures it.
             trip_cost_ns: 0,
             degraded_ns: degraded_ns(read(&b.degraded_ns), read(&b.degraded_since), now_ns()),

@@ -70,7 +70,7 @@ pub fn stats_line(s: &Sample) -> String {
     let c = &s.counters;
     let p = &s.policy_stats;
     format!(
-        "[{}] running {} queued {} held {} | dispatches user {} kernel {} standing {} | cancelled {} bounced {} congestion {} preempted {} kept {} exits lost {} rescued {} | degraded {:.2} s | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms{}",
+        "[{}] running {} queued {} held {} | dispatches user {} kernel {} standing {} | cancelled {} bounced {} congestion {} preempted {} kept {} handed back {} exits lost {} rescued {} | degraded {:.2} s | trip {:.1} us | page faults {} | tasks {} slice {:.2} ms{}",
         s.policy,
         c.nr_running,
         c.nr_queued,
@@ -83,6 +83,7 @@ pub fn stats_line(s: &Sample) -> String {
         c.congestion,
         c.preemptions,
         c.preempted_kept,
+        c.handed_back,
         c.exit_lost,
         c.rescued,
         c.degraded_ns as f64 / 1e9,
@@ -297,7 +298,7 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
          {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
          {:<22}{:>12}{:>14}\n{:<22}{:>12}{:>14}\n{:<22}{:>12}{:>14}\n\
          {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n\
-         {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12.2} ms\n{:<22}{:>12}\n\
+         {:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12}\n{:<22}{:>12.2} ms\n{:<22}{:>12}\n\
          {:<22}{:>12.1} us\n{}",
         s.policy,
         s.uptime_s,
@@ -329,6 +330,8 @@ fn table(s: &ReadSample, prev: Option<&ReadSample>, interval: Duration) -> Strin
         c.preemptions,
         "preempted, kept place",
         c.preempted_kept,
+        "handed back",
+        c.handed_back,
         "exit events lost",
         c.exit_lost,
         "policy tasks",
