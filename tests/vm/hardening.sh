@@ -347,6 +347,10 @@ test_a_realtime_hog_does_not_hold_tasks_back() {
     echo "    tasks handed back: ${before:-?} before the real-time task, ${after:-?} after"
     check "the kernel handed tasks back from the real-time CPU" [ "${after:-0}" -gt "${before:-0}" ]
     check "still attached" [ "$(state)" = enabled ]
+    # 7.x warns once a boot about each deprecated interface a scheduler uses (direct
+    # writes to p->scx.slice, ops.cpu_release): the dispatcher uses none.
+    check "the kernel logged no deprecated use by the dispatcher" \
+        bash -c '! dmesg | grep -i "sched_ext.*deprecated"'
 }
 
 test_policy_naming_offline_and_disallowed_cpus() {

@@ -83,6 +83,8 @@ s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags,
 s32 scx_bpf_pick_idle_cpu(const struct cpumask *cpus_allowed, u64 flags) __ksym;
 bool scx_bpf_test_and_clear_cpu_idle(s32 cpu) __ksym;
 void scx_bpf_kick_cpu(s32 cpu, u64 flags) __ksym;
+/* From 6.19; 7.x logs that writing p->scx.slice directly is deprecated. */
+bool scx_bpf_task_set_slice(struct task_struct *p, u64 slice) __ksym __weak;
 u32 scx_bpf_nr_cpu_ids(void) __ksym;
 u32 scx_bpf_dispatch_nr_slots(void) __ksym;
 s32 scx_bpf_task_cpu(const struct task_struct *p) __ksym;
@@ -1214,7 +1216,10 @@ void BPF_PROG(schedkit_tick, struct task_struct *p)
 		return;
 	if (__sync_val_compare_and_swap(&usersched_queued_at, queued, 0) != queued)
 		return;
-	p->scx.slice = 0;
+	if (bpf_ksym_exists(scx_bpf_task_set_slice))
+		scx_bpf_task_set_slice(p, 0);
+	else
+		p->scx.slice = 0;
 	__sync_fetch_and_add(&nr_preemptions, 1);
 }
 
