@@ -28,12 +28,16 @@ has_cpus() { # has_cpus JSON N: CPUs 0..N-1 are all in "cpus"
     for ((c = 0; c < $2; c++)); do [[ $cpus == *",$c,"* ]] || return 1; done
 }
 
+decoded() { [ "$1" -eq 0 ] && [ -n "$(num "$2" lost)" ]; } # decoded STATUS JSON
+
 # checks_on TRACE SUMMARY WITH_DECISIONS: the figures every recorded trace must have.
 checks_on() {
-    local trace=$1 summary=$2 decisions=$3 info
-    info=$(trace_check "$trace" 2>&1)
+    local trace=$1 summary=$2 decisions=$3 info rc
+    info=$(trace_check "$trace" 2>&1); rc=$?
     echo "    trace-check: ${info:0:300}"
-    check "$(basename "$trace") decodes with schedkit's own types" [ -n "$(num "$info" lost)" ]
+    # It prints `lost` only once the whole trace is decoded, and exits 0 only if the
+    # trace is also well formed.
+    check "$(basename "$trace") decodes with schedkit's own types" decoded "$rc" "$info"
     check "every CPU appears" has_cpus "$info" "$(nproc)"
     local t
     for t in "${THREADS[@]}"; do
