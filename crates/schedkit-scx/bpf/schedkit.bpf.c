@@ -814,9 +814,10 @@ static __always_inline bool taken_by_higher_class(const struct task_struct *p)
 static __always_inline bool handed_back(struct task_struct *p, struct task_ctx *tctx,
 					bool decided, u64 enq_flags)
 {
-	s32 cpu = scx_bpf_task_cpu(p);
+	s32 cpu;
 	u64 vtime;
 
+	/* Every enqueue comes through here: nothing before this test. */
 	if (!(enq_flags & SCX_ENQ_REENQ))
 		return false;
 	if (taken_by_higher_class(p)) {
@@ -829,6 +830,7 @@ static __always_inline bool handed_back(struct task_struct *p, struct task_ctx *
 			return true;
 		}
 	}
+	cpu = scx_bpf_task_cpu(p);
 	scx_bpf_dsq_insert_vtime(p, PCPU_DSQ_BASE + cpu, default_slice_ns, 0, enq_flags);
 	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 	trace_task(SK_TR_DECISION, p, cpu, default_slice_ns, 0, SK_TRF_KERNEL);

@@ -60,16 +60,17 @@ fn kernel_ops_flag(name: &str) -> Option<u64> {
     use libbpf_rs::btf::Btf;
 
     let btf = Btf::from_vmlinux().ok()?;
-    let want = std::ffi::OsStr::new(name);
-    if let Some(e) = btf.type_by_name::<Enum64>("scx_ops_flags") {
-        return e
-            .iter()
-            .find(|m| m.name == Some(want))
-            .and_then(|m| u64::try_from(m.value).ok());
-    }
-    let e = btf.type_by_name::<Enum>("scx_ops_flags")?;
-    let found = e.iter().find(|m| m.name == Some(want));
-    found.and_then(|m| u64::try_from(m.value).ok())
+    let want = Some(std::ffi::OsStr::new(name));
+    // 64-bit in the kernels that have sched_ext; a 32-bit enum is read alike.
+    let value = match btf.type_by_name::<Enum64>("scx_ops_flags") {
+        Some(e) => e.iter().find(|m| m.name == want)?.value,
+        None => {
+            let e = btf.type_by_name::<Enum>("scx_ops_flags")?;
+            let value = e.iter().find(|m| m.name == want)?.value;
+            value.into()
+        }
+    };
+    u64::try_from(value).ok()
 }
 
 /// How the dispatcher is loaded.
