@@ -766,27 +766,47 @@ fn watch_progress(spec: &Spec, shared: &Shared, t0: u64, end: u64, enabled: bool
     let tty = enabled && io::stderr().is_terminal();
     // On a terminal, a line rewritten in place; elsewhere (a log), a line every 5 s.
     let every_ns: u64 = if tty { 500_000_000 } else { 5_000_000_000 };
-    let mut next = t0 + every_ns;
-    loop {
-        let now = mono_ns();
-        if now >= end {
-            break;
-        }
-        sleep_until(next.min(end));
-        if !enabled || mono_ns() >= end {
-            continue;
-        }
+    wait_reporting(t0, end, every_ns, enabled, || {
         let line = progress_line(spec, shared, mono_ns() - t0, end - t0);
         if tty {
             eprint!("\r{line}\x1b[K");
         } else {
             eprintln!("{line}");
         }
-        next += every_ns;
-    }
+    });
     if tty {
         eprint!("\r\x1b[K");
     }
+}
+
+/// Sleeps until `end`; with `enabled`, wakes every `every_ns` from `t0` to `report`.
+/// Returns how many times it woke. Without `enabled` it sleeps once: this thread shares
+/// the CPUs with the load it measures, so it must not wake more than it reports (it
+/// once spun from the first missed report to the end of every `--quiet` run, a CPU hog
+/// in every benchmark).
+fn wait_reporting(
+    t0: u64,
+    end: u64,
+    every_ns: u64,
+    enabled: bool,
+    mut report: impl FnMut(),
+) -> u64 {
+    let mut wakeups = 0;
+    if !enabled {
+        sleep_until(end);
+        return 1;
+    }
+    let mut next = t0 + every_ns.max(1);
+    while mono_ns() < end {
+        sleep_until(next.min(end));
+        wakeups += 1;
+        if mono_ns() >= end {
+            break;
+        }
+        report();
+        next += every_ns.max(1);
+    }
+    wakeups
 }
 
 fn progress_line(spec: &Spec, shared: &Shared, elapsed: u64, total: u64) -> String {
@@ -919,4 +939,35 @@ fn pipe() -> Result<(File, File), ExecError> {
     // SAFETY: pipe2 just returned these two fresh descriptors, owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((File::from(r), File::from(w)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_run_sleeps_through_without_waking() {
+        let t0 = mono_ns();
+        let end = t0 + 200_000_000;
+        let cpu0 = thread_cpu_ns();
+        let mut reports = 0;
+        let wakeups = wait_reporting(t0, end, 10_000_000, false, || reports += 1);
+        assert!(mono_ns() >= end, "returned before the end");
+        assert_eq!((wakeups, reports), (1, 0));
+        let cpu = thread_cpu_ns() - cpu0;
+        assert!(cpu < 50_000_000, "used {cpu} ns of CPU to sleep 200 ms");
+    }
+
+    #[test]
+    fn progress_reports_once_per_interval_until_the_end() {
+        let t0 = mono_ns();
+        let end = t0 + 200_000_000;
+        let mut reports = 0;
+        let wakeups = wait_reporting(t0, end, 20_000_000, true, || reports += 1);
+        assert!(mono_ns() >= end, "returned before the end");
+        // Ten intervals: nine reports and a last wake-up at the end (a late wake-up on
+        // a loaded machine can only merge intervals, never add any).
+        assert!((1..=9).contains(&reports), "{reports} reports");
+        assert!(wakeups <= 10, "{wakeups} wake-ups");
+    }
 }
