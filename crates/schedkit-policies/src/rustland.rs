@@ -137,7 +137,9 @@ use schedkit_core::{Context, Cpu, CpuTarget, Decision, Pid, Policy, PolicyStats,
 /// credit full from 16/s, 0.80x and 2.3% against 52.3%
 /// (docs/bench/peers-2026-11-28/report.md; 1.14x and 5.0% against 63.7% in another
 /// boot, docs/bench/rounds-2026-11-28/report.md); with the idle-query shortcut too,
-/// 1.23x and 9.0% against 75.5% (docs/bench/report.md).
+/// 1.23x and 9.0% against 75.5% (docs/bench/peers-spin-2026-11-28/report.md). All of
+/// these ran with a spinning thread in the workload runner; without it (2026-11-29),
+/// 0.99x and 2.0% against 32.7% (docs/bench/report.md).
 pub const RUSTLAND_SLICE_NS: u64 = 20_000_000;
 
 /// Default minimum slice: 5 ms, a little over one tick at HZ=250 (the kernel checks

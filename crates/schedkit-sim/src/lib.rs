@@ -116,8 +116,12 @@ pub struct SimConfig {
     /// The dispatcher's fast path: a waking task whose previous CPU is idle while
     /// nothing else waits runs there without asking user space.
     pub kernel_fast_path: bool,
-    /// EEVDF's base slice before scaling by the CPU count, ns (the kernel's 0.75 ms).
+    /// EEVDF's base slice before scaling by the CPU count, ns (the kernel's 0.75 ms;
+    /// 0.7 ms in recent kernels).
     pub eevdf_base_slice_ns: u64,
+    /// EEVDF's HRTICK feature: a high-resolution timer ends each slice when it is
+    /// used up, instead of the next tick noticing it.
+    pub hrtick: bool,
     /// EEVDF's RUN_TO_PARITY feature (on in the kernel).
     pub run_to_parity: bool,
     /// EEVDF's DELAY_DEQUEUE feature (on in kernels since 6.12): a task that sleeps
@@ -151,6 +155,7 @@ impl Default for SimConfig {
             fork_ns: 0,
             kernel_fast_path: true,
             eevdf_base_slice_ns: 750_000,
+            hrtick: false,
             run_to_parity: true,
             preempt_lazy: false,
             delay_dequeue: false,

@@ -91,6 +91,15 @@ pub struct MachineProfile {
     /// service stays on its runqueue until it is eligible.
     #[serde(default)]
     pub delay_dequeue: bool,
+    /// EEVDF's HRTICK feature: a timer ends each slice when it is used up, instead of
+    /// the next tick.
+    #[serde(default)]
+    pub hrtick: bool,
+    /// EEVDF's base slice before the kernel scales it by the CPU count
+    /// (`/sys/kernel/debug/sched/base_slice_ns` divided by 1 + log2 of the CPUs), ns;
+    /// 0 for the simulator's default, 0.75 ms.
+    #[serde(default)]
+    pub base_slice_ns: u64,
 }
 
 /// A profile that cannot be used, as one sentence naming the file.
@@ -240,6 +249,18 @@ impl MachineProfile {
             "# EEVDF's DELAY_DEQUEUE: a task sleeping while owing service stays queued"
         );
         let _ = writeln!(s, "delay_dequeue = {}", self.delay_dequeue);
+        let _ = writeln!(
+            s,
+            "# EEVDF's HRTICK: a timer ends each slice when it is used up, not the tick"
+        );
+        let _ = writeln!(s, "hrtick = {}", self.hrtick);
+        if self.base_slice_ns > 0 {
+            let _ = writeln!(
+                s,
+                "# EEVDF's base slice before scaling by the CPU count, ns"
+            );
+            let _ = writeln!(s, "base_slice_ns = {}", self.base_slice_ns);
+        }
         s
     }
 }
@@ -261,6 +282,11 @@ impl SimConfig {
             per_task_cost_ns: profile.per_task_ns / 2,
             preempt_lazy: profile.preempt_lazy,
             delay_dequeue: profile.delay_dequeue,
+            hrtick: profile.hrtick,
+            eevdf_base_slice_ns: match profile.base_slice_ns {
+                0 => SimConfig::default().eevdf_base_slice_ns,
+                ns => ns,
+            },
             ..SimConfig::default()
         }
     }

@@ -93,18 +93,16 @@ fn json_output_reads_back_as_the_shared_report() {
     assert!(v["simulation"]["decisions"].as_u64().unwrap() > 0);
 }
 
-const TWO_HOGS: &str = r#"
-name = "two hogs"
-duration_s = 2
-[[group]]
-name = "hog"
-kind = "cpu"
-count = 2
-"#;
+/// Two CPU hogs for `duration_s` seconds.
+fn two_hogs(duration_s: u32) -> String {
+    format!("name = \"two hogs\"\nduration_s = {duration_s}\n[[group]]\nname = \"hog\"\nkind = \"cpu\"\ncount = 2\n")
+}
 
 #[test]
 fn eevdf_gives_two_equal_hogs_on_one_cpu_half_each() {
-    let out = Simulation::new(spec(TWO_HOGS), cfg(1)).run_eevdf().unwrap();
+    let out = Simulation::new(spec(&two_hogs(2)), cfg(1))
+        .run_eevdf()
+        .unwrap();
     let g = out.report.group("hog").unwrap();
     let total = out.report.duration_ns as f64;
     for &ns in &g.task_cpu_ns {
@@ -252,7 +250,7 @@ fn every_cpu_nanosecond_is_task_scheduler_or_idle_time() {
     }
     // Without jobs (whose unfinished runs the report leaves out), the report's
     // per-group CPU time is that same total.
-    let out = run(&Simulation::new(spec(TWO_HOGS), cfg(2)), "fifo");
+    let out = run(&Simulation::new(spec(&two_hogs(2)), cfg(2)), "fifo");
     let groups: u64 = out.report.groups.iter().map(|g| g.cpu_ns).sum();
     assert_eq!(groups, out.sim.task_cpu_ns);
 }
@@ -1031,6 +1029,39 @@ kind = "cpu"
 }
 
 #[test]
+fn hrtick_ends_eevdf_slices_when_they_are_used_up_not_at_the_tick() {
+    let text = &two_hogs(1);
+    let switches = |hrtick: bool| {
+        let sim = Simulation::new(
+            spec(text),
+            SimConfig {
+                hrtick,
+                eevdf_base_slice_ns: 1_000_000,
+                ..cfg(1)
+            },
+        );
+        let out = sim.run_eevdf().unwrap();
+        let shares: Vec<f64> = out
+            .report
+            .group("hog")
+            .unwrap()
+            .task_cpu_ns
+            .iter()
+            .map(|&ns| ns as f64 / 1e9)
+            .collect();
+        assert!(
+            shares.iter().all(|s| (0.45..=0.55).contains(s)),
+            "{shares:?}"
+        );
+        out.sim.context_switches
+    };
+    // One CPU: the base slice is 1 ms, and the tick comes every 4 ms.
+    let (tick, hrtick) = (switches(false), switches(true));
+    assert!((240..=260).contains(&tick), "{tick}");
+    assert!((950..=1010).contains(&hrtick), "{hrtick}");
+}
+
+#[test]
 fn forking_costs_the_slot_thread_not_the_job() {
     // One slot forking 10 ms jobs for 10 ms each: half the jobs, and the jobs' own CPU
     // time is still their work.
@@ -1186,14 +1217,7 @@ fn a_task_whose_slice_ends_with_nothing_else_to_run_keeps_its_cpu_without_a_trip
     // One hog per CPU and nothing else: at each slice end the CPU finds nothing to run
     // (the kernel keeps the last runnable task and refills its slice), so the hogs go
     // through the policy once, not every millisecond.
-    let text = r#"
-name = "two hogs"
-duration_s = 1
-[[group]]
-name = "hog"
-kind = "cpu"
-count = 2
-"#;
+    let text = &two_hogs(1);
     let out = Simulation::new(
         spec(text),
         SimConfig {

@@ -323,6 +323,54 @@ pub fn kernel_hz() -> Option<u32> {
     hz_of_config(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// EEVDF's features and base slice, as the kernel's scheduler debug files give them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EevdfTunables {
+    hrtick: bool,
+    delay_dequeue: bool,
+    /// Before the kernel's scaling by the CPU count.
+    base_slice_ns: u64,
+}
+
+const SCHED_DEBUG_DIR: &str = "/sys/kernel/debug/sched";
+
+/// Reads [`EevdfTunables`] from debugfs (root, debugfs mounted), or says why not.
+fn read_eevdf_tunables(cpus: u32) -> Result<EevdfTunables, String> {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("{SCHED_DEBUG_DIR}/{f}"))
+            .map_err(|e| format!("{SCHED_DEBUG_DIR}/{f} is unreadable: {e}"))
+    };
+    let features = read("features")?;
+    let scaled = read("base_slice_ns")?;
+    eevdf_tunables(&features, &scaled, cpus)
+}
+
+/// [`EevdfTunables`] from the text of `features` and `base_slice_ns`, on `cpus` CPUs.
+/// The kernel scales the base slice by 1 + log2 of the CPUs (at most 8), its default
+/// `tunable_scaling`.
+fn eevdf_tunables(features: &str, base_slice: &str, cpus: u32) -> Result<EevdfTunables, String> {
+    let on = |name: &str| {
+        let mut words = features.split_whitespace();
+        if words.clone().any(|w| w == name) {
+            Ok(true)
+        } else if words.any(|w| w.strip_prefix("NO_") == Some(name)) {
+            Ok(false)
+        } else {
+            Err(format!("the scheduler's features do not name {name}"))
+        }
+    };
+    let scaled: u64 = base_slice
+        .trim()
+        .parse()
+        .map_err(|_| format!("base_slice_ns is not a number: {:?}", base_slice.trim()))?;
+    let factor = 1 + u64::from(cpus.clamp(1, 8).ilog2());
+    Ok(EevdfTunables {
+        hrtick: on("HRTICK")?,
+        delay_dequeue: on("DELAY_DEQUEUE")?,
+        base_slice_ns: (scaled / factor).max(1),
+    })
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -527,7 +575,15 @@ pub fn calibrate(
         .per_switch_ns()
         .saturating_sub(base.per_switch_ns())
         .min(schedkit_sim::profile::MAX_COST_NS);
-    let mut kept = vec!["migration_ns, preempt_lazy and delay_dequeue (not measured)".to_string()];
+    let mut kept = vec!["migration_ns and preempt_lazy (not measured)".to_string()];
+    match read_eevdf_tunables(p.cpus) {
+        Ok(t) => {
+            p.hrtick = t.hrtick;
+            p.delay_dequeue = t.delay_dequeue;
+            p.base_slice_ns = t.base_slice_ns;
+        }
+        Err(why) => kept.push(format!("hrtick, delay_dequeue and base_slice_ns ({why})")),
+    }
     let hz = kernel_hz();
     match hz {
         Some(hz) if (1..=10_000).contains(&hz) => p.tick_hz = hz,
@@ -666,6 +722,29 @@ mod tests {
         assert!(c.count > 0, "{c:?}");
         assert!(c.parent_ns > 0 && c.parent_ns < 1_000_000_000, "{c:?}");
         assert!(c.child_ns < 1_000_000_000, "{c:?}");
+    }
+
+    #[test]
+    fn eevdf_features_and_the_unscaled_slice_come_from_debugfs_text() {
+        let f = "PLACE_LAG NO_HRTICK HRTICK_DL DELAY_DEQUEUE RUN_TO_PARITY\n";
+        assert_eq!(
+            eevdf_tunables(f, "1400000\n", 2),
+            Ok(EevdfTunables {
+                hrtick: false,
+                delay_dequeue: true,
+                base_slice_ns: 700_000
+            })
+        );
+        let f = "HRTICK NO_DELAY_DEQUEUE";
+        let t = eevdf_tunables(f, "3000000", 64).unwrap();
+        assert!(t.hrtick && !t.delay_dequeue);
+        assert_eq!(t.base_slice_ns, 750_000);
+        assert!(eevdf_tunables("PLACE_LAG", "1", 2)
+            .unwrap_err()
+            .contains("HRTICK"));
+        assert!(eevdf_tunables(f, "x", 2)
+            .unwrap_err()
+            .contains("not a number"));
     }
 
     #[test]

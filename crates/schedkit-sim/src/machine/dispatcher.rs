@@ -282,6 +282,10 @@ impl SchedulerModel for SchedExt {
         self.watchdog(e)
     }
 
+    fn slice_end(&mut self, _e: &mut Engine, _cpu: u32) {
+        // Never set: sched_ext slices end at the tick (or when the policy kicks).
+    }
+
     fn sched_done(&mut self, e: &mut Engine, epoch: u64) {
         if epoch == self.sched_epoch {
             self.step_over(e);

@@ -151,6 +151,11 @@ pub(crate) enum Ev {
     SchedDone {
         epoch: u64,
     },
+    /// The slice of the task on `cpu` since `epoch` is used up (EEVDF's HRTICK).
+    SliceEnd {
+        cpu: u32,
+        epoch: u64,
+    },
 }
 
 /// The machine's shared state. See the module documentation.

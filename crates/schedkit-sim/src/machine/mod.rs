@@ -37,9 +37,9 @@ pub(crate) mod workload;
 pub use report::CpuTime;
 
 pub(crate) use dispatcher::SchedExt;
-pub(crate) use engine::{Engine, State, Tid};
+pub(crate) use engine::{Engine, Ev, State, Tid};
 
-use engine::{Cur, Ev};
+use engine::Cur;
 
 /// What schedules the simulated machine: the EEVDF model ([`crate::eevdf::Eevdf`]) or
 /// the sched_ext model ([`SchedExt`]). The engine and the workload call it wherever
@@ -77,6 +77,10 @@ pub(crate) trait SchedulerModel: Sized {
 
     /// A [`Ev::SchedDone`] event the model scheduled for itself came due.
     fn sched_done(&mut self, e: &mut Engine, epoch: u64);
+
+    /// A [`Ev::SliceEnd`] timer the model set for the task on `cpu` came due, and that
+    /// task has run there since, without a switch.
+    fn slice_end(&mut self, e: &mut Engine, cpu: u32);
 
     /// The run ends while the model's user-space scheduler is on `cpu` (whose time is
     /// already accounted): record that stretch.
@@ -175,6 +179,11 @@ impl<S: SchedulerModel> Machine<S> {
                 }
             }
             Ev::SchedDone { epoch } => self.model.sched_done(&mut self.engine, epoch),
+            Ev::SliceEnd { cpu, epoch } => {
+                if self.engine.cpus[cpu as usize].epoch == epoch {
+                    self.model.slice_end(&mut self.engine, cpu);
+                }
+            }
         }
         self.engine.exit.is_none()
     }
