@@ -45,6 +45,11 @@ pub const VM_PROFILE_NAME: &str = "profiles/vm-tcg-2cpu.toml";
 /// context switch or a fork, so anything more is a mistake in the file.
 pub const MAX_COST_NS: u64 = 1_000_000_000;
 
+/// The EEVDF base slices a profile may give (0.1 ms to 100 ms), ns: the simulator
+/// ends a slice with a timer event, so a slice of a few nanoseconds would never end a
+/// simulation.
+pub const BASE_SLICE_RANGE_NS: std::ops::RangeInclusive<u64> = 100_000..=100_000_000;
+
 /// What scheduling costs on one machine. See the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +166,14 @@ impl MachineProfile {
             return Err(format!(
                 "tick_hz must be between 1 and 10000, got {}",
                 self.tick_hz
+            ));
+        }
+        if self.base_slice_ns != 0 && !BASE_SLICE_RANGE_NS.contains(&self.base_slice_ns) {
+            return Err(format!(
+                "base_slice_ns must be 0 (the default) or between {} and {}, got {}",
+                BASE_SLICE_RANGE_NS.start(),
+                BASE_SLICE_RANGE_NS.end(),
+                self.base_slice_ns
             ));
         }
         for (field, v) in [
@@ -323,6 +336,10 @@ mod tests {
             (
                 OK.replace("tick_hz = 250", "tick_hz = 0"),
                 "tick_hz must be",
+            ),
+            (
+                format!("{OK}base_slice_ns = 5\n"),
+                "base_slice_ns must be 0",
             ),
             (
                 OK.replace("per_task_ns = 30", "per_task_ns = 2000000000"),

@@ -363,11 +363,21 @@ fn eevdf_tunables(features: &str, base_slice: &str, cpus: u32) -> Result<EevdfTu
         .trim()
         .parse()
         .map_err(|_| format!("base_slice_ns is not a number: {:?}", base_slice.trim()))?;
+    let (hrtick, delay_dequeue) = (on("HRTICK")?, on("DELAY_DEQUEUE")?);
     let factor = 1 + u64::from(cpus.clamp(1, 8).ilog2());
+    let base_slice_ns = scaled / factor;
+    let range = schedkit_sim::profile::BASE_SLICE_RANGE_NS;
+    if !range.contains(&base_slice_ns) {
+        return Err(format!(
+            "the base slice, {base_slice_ns} ns unscaled, is outside what the simulator takes ({} to {} ns)",
+            range.start(),
+            range.end()
+        ));
+    }
     Ok(EevdfTunables {
-        hrtick: on("HRTICK")?,
-        delay_dequeue: on("DELAY_DEQUEUE")?,
-        base_slice_ns: (scaled / factor).max(1),
+        hrtick,
+        delay_dequeue,
+        base_slice_ns,
     })
 }
 
@@ -745,6 +755,7 @@ mod tests {
         assert!(eevdf_tunables(f, "x", 2)
             .unwrap_err()
             .contains("not a number"));
+        assert!(eevdf_tunables(f, "20", 2).unwrap_err().contains("outside"));
     }
 
     #[test]
