@@ -45,12 +45,10 @@ const HEADLINE: &[(&str, &str)] = &[
 /// Headline figures the simulator ranks differently from the VM, with the values seen
 /// when they were listed (eevdf / fifo / rustland, simulated medians then VM medians).
 /// All five are one gap: in the VM, EEVDF's periodic tasks now and then fall behind
-/// for 60 to 70 ms, while three build jobs share their CPU (traced 2026-11-29: frames
-/// of the game taking 61 to 73 ms, every wait between its slices filled by build
-/// jobs); the kernel's load balancer, which places and moves tasks by their average
-/// load and, on busy CPUs, only every few tens of milliseconds, lets that happen. The
-/// simulated EEVDF balances task counts at every tick, and its periodic tasks never
-/// fall behind (README.md, "What a trip costs").
+/// for 60 to 70 ms, while three or more build jobs share their CPU (traced
+/// 2026-11-29: frames of the game taking 61 to 73 ms, every wait between its slices
+/// filled by build jobs); the simulated EEVDF's periodic tasks never fall behind. The
+/// cause is not found (README.md, "What a trip costs").
 const KNOWN_MISMATCHES: &[(&str, &str)] = &[
     // sim 0% / 6.0% / 0.17%, VM 32.7% / 20.5% / 2.0%.
     ("game-while-building", "game: deadline misses"),
