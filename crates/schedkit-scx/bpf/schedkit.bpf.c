@@ -690,6 +690,7 @@ s32 BPF_PROG(schedkit_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_
 }
 
 static void preempt_for(const struct task_struct *p, u64 vtime, bool keep);
+static bool cpu_usable(s32 cpu, const struct task_struct *p);
 static u64 clamp_slice(u64 slice_ns);
 
 /*
@@ -949,6 +950,18 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
  * margin). Racy (the task
  * may stop meanwhile): at worst a CPU reschedules for nothing.
  */
+/* Kick `cpu` to preempt the task running there (one kick per running task). */
+static void kick_preempt(s32 cpu, bool keep)
+{
+	u32 i = cpu;
+
+	asm volatile("" : "+r"(i));
+	running_vtime[i & (MAX_CPUS - 1)] = 0;
+	preempt_pending[i & (MAX_CPUS - 1)] = keep;
+	scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+	__sync_fetch_and_add(&nr_preemptions, 1);
+}
+
 static void preempt_for(const struct task_struct *p, u64 vtime, bool keep)
 {
 	u32 n = min_cpus(scx_bpf_nr_cpu_ids());
@@ -967,15 +980,25 @@ static void preempt_for(const struct task_struct *p, u64 vtime, bool keep)
 			victim = cpu;
 		}
 	}
-	if (victim >= 0) {
-		u32 i = victim;
+	if (victim >= 0)
+		kick_preempt(victim, keep);
+}
 
-		asm volatile("" : "+r"(i));
-		running_vtime[i & (MAX_CPUS - 1)] = 0; /* one kick per running task */
-		preempt_pending[i & (MAX_CPUS - 1)] = keep;
-		scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
-		__sync_fetch_and_add(&nr_preemptions, 1);
-	}
+/*
+ * The CPU a preempting decision for `p` should take, if it is `p`'s previous CPU: not
+ * the CPU applying the decision (that one is already between tasks), usable by `p`,
+ * and running a task later than `vtime` (the decision's plus its margin). Else -1.
+ */
+static s32 prev_cpu_to_preempt(const struct task_struct *p, u64 vtime)
+{
+	s32 prev = scx_bpf_task_cpu(p);
+	u32 i = prev;
+
+	asm volatile("" : "+r"(i));
+	if (prev == bpf_get_smp_processor_id() || prev < 0 || prev >= MAX_CPUS ||
+	    running_vtime[i & (MAX_CPUS - 1)] <= vtime)
+		return -1;
+	return cpu_usable(prev, p) ? prev : -1;
 }
 
 /* Decisions taken from the ring in one ops.dispatch at most; the rest wait. */
@@ -1021,6 +1044,7 @@ static void apply_decision(const struct schedkit_decision *d)
 	struct task_struct *p;
 	struct task_ctx *tctx;
 	u64 dsq = SHARED_DSQ;
+	s32 idle = -1, victim = -1;
 
 	p = bpf_task_from_pid(d->pid);
 	if (!p) {
@@ -1041,10 +1065,29 @@ static void apply_decision(const struct schedkit_decision *d)
 			release_claim(d->cpu);
 		}
 	}
+	/*
+	 * For any CPU: an idle one is claimed and kicked to take it from the shared
+	 * queue. With none, a decision that may preempt goes to its previous CPU's own
+	 * queue, and preempts there, when that CPU runs a later task: the task stays
+	 * where it ran (no migration, and the CPU applying the decision does not take it
+	 * first, which it would from the shared queue). Measured in the VM (2026-11-29,
+	 * 8 rounds in one boot, against sending it to the shared queue and preempting
+	 * the latest task anywhere): the scheduler's CPU time per pingpong run 0.79x
+	 * (lower in 8 of 8) and per desktop-mix run 0.93x (8 of 8).
+	 */
+	if (dsq == SHARED_DSQ) {
+		idle = pick_idle_online_cpu(p->cpus_ptr);
+		if (idle < 0 && (d->flags & SCHEDKIT_DEC_PREEMPT)) {
+			victim = prev_cpu_to_preempt(p, sat_add(d->vtime, d->preempt_margin_ns));
+			if (victim >= 0)
+				dsq = PCPU_DSQ_BASE + victim;
+		}
+	}
 	if (!move_decided(p, dsq, clamp_slice(d->slice_ns), d->vtime)) {
 		/* The dispatcher ran it meanwhile (degraded mode): as good as stale. */
 		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
 		release_claim(d->cpu);
+		release_claim(idle);
 		goto out;
 	}
 	tctx->in_fallback = false;
@@ -1065,18 +1108,17 @@ static void apply_decision(const struct schedkit_decision *d)
 	if (d->vtime > max_vtime)
 		max_vtime = d->vtime;
 	__sync_fetch_and_add(&nr_user_dispatches, 1);
-	trace_task(SK_TR_DECISION, p, dsq == SHARED_DSQ ? -1 : d->cpu, clamp_slice(d->slice_ns),
+	trace_task(SK_TR_DECISION, p,
+		   dsq == SHARED_DSQ ? -1 : (s32)(dsq - PCPU_DSQ_BASE), clamp_slice(d->slice_ns),
 		   d->vtime, (d->flags & SCHEDKIT_DEC_PREEMPT) ? SK_TRF_PREEMPT : 0);
-	if (dsq == SHARED_DSQ) {
-		s32 idle = pick_idle_online_cpu(p->cpus_ptr);
-
-		if (idle >= 0)
-			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
-		else if (d->flags & SCHEDKIT_DEC_PREEMPT)
-			preempt_for(p, sat_add(d->vtime, d->preempt_margin_ns), false);
-	} else {
+	if (victim >= 0)
+		kick_preempt(victim, false);
+	else if (idle >= 0)
+		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+	else if (dsq == SHARED_DSQ && (d->flags & SCHEDKIT_DEC_PREEMPT))
+		preempt_for(p, sat_add(d->vtime, d->preempt_margin_ns), false);
+	else if (dsq != SHARED_DSQ)
 		scx_bpf_kick_cpu(d->cpu, SCX_KICK_IDLE);
-	}
 out:
 	bpf_task_release(p);
 }

@@ -706,11 +706,29 @@ impl SchedExt {
             .filter(|&(v, _)| v > vtime)
             .max();
         if let Some((_, cpu)) = victim {
-            let c = &mut self.cpus[cpu as usize];
-            c.running_vtime = 0; // one kick per running task
-            c.kick = Some(keep);
-            self.counters.preemptions += 1;
+            self.kick_preempt(cpu, keep);
         }
+    }
+
+    /// Kicks `cpu` to preempt the task running there (one kick per running task).
+    fn kick_preempt(&mut self, cpu: u32, keep: bool) {
+        let c = &mut self.cpus[cpu as usize];
+        c.running_vtime = 0;
+        c.kick = Some(keep);
+        self.counters.preemptions += 1;
+    }
+
+    /// The CPU a preempting decision for `tid` takes, if it is the task's previous
+    /// one: not the CPU applying the decision, allowed, and running a task later than
+    /// `vtime` (the decision's plus its margin), as the dispatcher's
+    /// `prev_cpu_to_preempt`.
+    fn prev_cpu_to_preempt(&self, e: &Engine, tid: Tid, vtime: u64) -> Option<u32> {
+        let prev = e.tasks[tid].prev_cpu;
+        (self.dispatching != Some(prev)
+            && (prev as usize) < e.cpus.len()
+            && e.tasks[tid].may_run_on(prev)
+            && self.cpus[prev as usize].running_vtime > vtime)
+            .then_some(prev)
     }
 
     /// Handles the kicks not handled yet: each kicked CPU still running a task
@@ -764,18 +782,32 @@ impl SchedExt {
                 if matches!(target, CpuTarget::On(_)) {
                     self.counters.bounced += 1;
                 }
-                self.insert_shared(e, tid, d.vtime);
-                self.trace_dispatch(e, None, tid, d.vtime, false, d.preempt_margin_ns.is_some());
-                if let Some(margin) = d.preempt_margin_ns {
-                    let idle = (0..e.cpus.len() as u32).any(|c| {
-                        self.dispatching != Some(c)
-                            && e.tasks[tid].may_run_on(c)
-                            && self.cpu_is_idle(e, c)
-                    });
-                    // An idle CPU is kicked to take it (and dispatches after this one);
-                    // otherwise one running a later task is kicked to preempt.
-                    if !idle {
-                        self.preempt_for(e, tid, d.vtime.saturating_add(margin), false);
+                let idle = (0..e.cpus.len() as u32).any(|c| {
+                    self.dispatching != Some(c)
+                        && e.tasks[tid].may_run_on(c)
+                        && self.cpu_is_idle(e, c)
+                });
+                let limit = d.preempt_margin_ns.map(|m| d.vtime.saturating_add(m));
+                // An idle CPU is kicked to take it (and dispatches after this one).
+                // Otherwise a decision that may preempt goes to its previous CPU's own
+                // queue and preempts there, if that CPU runs a later task (as the
+                // dispatcher's `prev_cpu_to_preempt`); failing that, it waits in the
+                // shared queue and one CPU running a later task is kicked to preempt.
+                match limit.filter(|_| !idle) {
+                    Some(limit) => match self.prev_cpu_to_preempt(e, tid, limit) {
+                        Some(cpu) => {
+                            self.insert_local(e, cpu, tid, d.vtime, false, true);
+                            self.kick_preempt(cpu, false);
+                        }
+                        None => {
+                            self.insert_shared(e, tid, d.vtime);
+                            self.trace_dispatch(e, None, tid, d.vtime, false, true);
+                            self.preempt_for(e, tid, limit, false);
+                        }
+                    },
+                    None => {
+                        self.insert_shared(e, tid, d.vtime);
+                        self.trace_dispatch(e, None, tid, d.vtime, false, limit.is_some());
                     }
                 }
             }
