@@ -944,12 +944,6 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 			   enq_flags & ~(u64)(SCX_ENQ_HEAD | SCX_ENQ_PREEMPT));
 }
 
-/*
- * No CPU is idle for a decision that may preempt: kick the allowed CPU whose running
- * task has the largest vtime, if that is larger than `vtime` (the decision's plus its
- * margin). Racy (the task
- * may stop meanwhile): at worst a CPU reschedules for nothing.
- */
 /* Kick `cpu` to preempt the task running there (one kick per running task). */
 static void kick_preempt(s32 cpu, bool keep)
 {
@@ -962,6 +956,12 @@ static void kick_preempt(s32 cpu, bool keep)
 	__sync_fetch_and_add(&nr_preemptions, 1);
 }
 
+/*
+ * No CPU is idle for a decision that may preempt: kick the allowed CPU whose running
+ * task has the largest vtime, if that is larger than `vtime` (the decision's plus its
+ * margin). Racy (the task
+ * may stop meanwhile): at worst a CPU reschedules for nothing.
+ */
 static void preempt_for(const struct task_struct *p, u64 vtime, bool keep)
 {
 	u32 n = min_cpus(scx_bpf_nr_cpu_ids());
