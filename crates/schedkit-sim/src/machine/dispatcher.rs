@@ -782,32 +782,31 @@ impl SchedExt {
                 if matches!(target, CpuTarget::On(_)) {
                     self.counters.bounced += 1;
                 }
-                let idle = (0..e.cpus.len() as u32).any(|c| {
-                    self.dispatching != Some(c)
-                        && e.tasks[tid].may_run_on(c)
-                        && self.cpu_is_idle(e, c)
-                });
-                let limit = d.preempt_margin_ns.map(|m| d.vtime.saturating_add(m));
                 // An idle CPU is kicked to take it (and dispatches after this one).
                 // Otherwise a decision that may preempt goes to its previous CPU's own
                 // queue and preempts there, if that CPU runs a later task (as the
                 // dispatcher's `prev_cpu_to_preempt`); failing that, it waits in the
                 // shared queue and one CPU running a later task is kicked to preempt.
-                match limit.filter(|_| !idle) {
-                    Some(limit) => match self.prev_cpu_to_preempt(e, tid, limit) {
-                        Some(cpu) => {
-                            self.insert_local(e, cpu, tid, d.vtime, false, true);
-                            self.kick_preempt(cpu, false);
-                        }
-                        None => {
-                            self.insert_shared(e, tid, d.vtime);
-                            self.trace_dispatch(e, None, tid, d.vtime, false, true);
+                let limit = d.preempt_margin_ns.map(|m| d.vtime.saturating_add(m));
+                let limit = limit.filter(|_| {
+                    !(0..e.cpus.len() as u32).any(|c| {
+                        self.dispatching != Some(c)
+                            && e.tasks[tid].may_run_on(c)
+                            && self.cpu_is_idle(e, c)
+                    })
+                });
+                match limit.map(|l| (l, self.prev_cpu_to_preempt(e, tid, l))) {
+                    Some((_, Some(cpu))) => {
+                        self.insert_local(e, cpu, tid, d.vtime, false, true);
+                        self.kick_preempt(cpu, false);
+                    }
+                    no_victim => {
+                        let preempt = d.preempt_margin_ns.is_some();
+                        self.insert_shared(e, tid, d.vtime);
+                        self.trace_dispatch(e, None, tid, d.vtime, false, preempt);
+                        if let Some((limit, None)) = no_victim {
                             self.preempt_for(e, tid, limit, false);
                         }
-                    },
-                    None => {
-                        self.insert_shared(e, tid, d.vtime);
-                        self.trace_dispatch(e, None, tid, d.vtime, false, limit.is_some());
                     }
                 }
             }
