@@ -5,7 +5,8 @@
 //!
 //! Nothing wakes the recorder per record: the programs submit without a wake-up and
 //! [`Recorder::poll`] drains the rings on the caller's timer. While recording, the
-//! records are only appended to a spool file, as they come: turning them into events
+//! records are only copied to a spool file, as they come, a whole ring's worth in one
+//! `write(2)` ([`spool`]): turning them into events
 //! (names, the reorder window, the writers' encoding, the summary) costs several
 //! microseconds per event, which a busy machine (a hundred thousand switches a second)
 //! would pay while it is measured. [`Recorder::finish`] reads the spool back and sends
@@ -14,20 +15,21 @@
 //! the sink. Records lost to a full ring are counted by the programs and reported as
 //! [`Event::Lost`].
 
-use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, OpenObject};
 use schedkit_trace::{Counter, Event, Pid, Sink, Target, TraceInfo, TraceSource};
 
 use crate::sysfs::{sched_ext_state, SchedExtState};
+
+mod spool;
+use spool::SpoolRing;
 
 mod tskel {
     #![allow(clippy::all, non_camel_case_types, non_snake_case, dead_code)]
@@ -159,7 +161,7 @@ impl Ord for Pending {
 struct Tap {
     ctl: MapHandle,
     ctl_id: u32,
-    ring: RingBuffer<'static>,
+    ring: SpoolRing,
     lost_base: u64,
     lost_seen: u64,
 }
@@ -269,9 +271,10 @@ pub struct Finished {
 /// A recording in progress. See the module documentation.
 pub struct Recorder {
     skel: TraceSkel<'static>,
-    rings: RingBuffer<'static>,
-    inbox: Rc<RefCell<Vec<u8>>>,
-    spool: BufWriter<File>,
+    ring: SpoolRing,
+    /// The recorder's own records, framed, waiting for the next drain.
+    inbox: Vec<u8>,
+    spool: File,
     spooled: u64,
     scheduler_pid: Option<Pid>,
     want_tap: bool,
@@ -304,16 +307,6 @@ pub fn drain_at_realtime_priority() -> bool {
 /// The kernel's CLOCK_MONOTONIC, which bpf_ktime_get_ns reads.
 pub fn monotonic_ns() -> u64 {
     crate::now_ns()
-}
-
-fn push_raw(inbox: &Rc<RefCell<Vec<u8>>>) -> impl FnMut(&[u8]) -> i32 + 'static {
-    let sink = Rc::clone(inbox);
-    move |d: &[u8]| {
-        if d.len() >= RAW_SIZE {
-            sink.borrow_mut().extend_from_slice(&d[..RAW_SIZE]);
-        }
-        0
-    }
 }
 
 /// A record of the spool's own: `kind` at `ts` with `pid` and `a`.
@@ -377,14 +370,8 @@ impl Recorder {
                     .unwrap_or(name),
                 _ => "eevdf".to_string(),
             });
-        let inbox = Rc::new(RefCell::new(Vec::with_capacity(1 << 16)));
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&skel.maps.events, push_raw(&inbox))
-            .map_err(|e| TraceError::Load(e.to_string()))?;
-        let rings = builder
-            .build()
-            .map_err(|e| TraceError::Load(e.to_string()))?;
+        let ring =
+            SpoolRing::new(&skel.maps.events).map_err(|e| TraceError::Load(e.to_string()))?;
         let spool_file = tempfile::tempfile_in(spool_dir).map_err(|e| TraceError::Spool {
             dir: spool_dir.to_path_buf(),
             reason: e.to_string(),
@@ -392,9 +379,9 @@ impl Recorder {
         let start_ns = monotonic_ns();
         let mut rec = Recorder {
             skel,
-            rings,
-            inbox,
-            spool: BufWriter::with_capacity(1 << 20, spool_file),
+            ring,
+            inbox: Vec::new(),
+            spool: spool_file,
             spooled: 0,
             scheduler_pid: None,
             want_tap: tap_dispatcher,
@@ -440,16 +427,14 @@ impl Recorder {
         let Some((_, pid, lost)) = read_ctl(&ctl) else {
             return;
         };
-        let mut builder = RingBufferBuilder::new();
-        // The ring's mapping keeps the map alive; the handle may go.
-        if builder.add(&rb, push_raw(&self.inbox)).is_err() {
-            return;
-        }
-        let Ok(ring) = builder.build() else {
+        // The ring keeps the map alive; the handle may go.
+        let Ok(ring) = SpoolRing::new(&rb) else {
             return;
         };
-        if let Some(old) = self.tap.take() {
-            let _ = old.ring.consume();
+        if let Some(mut old) = self.tap.take() {
+            // Its records are not lost if the spool can take them; if it cannot, the
+            // next drain says so.
+            let _ = old.ring.drain_into(&mut self.spool);
             self.tap_lost_before += old.lost().saturating_sub(old.lost_base);
         }
         set_ctl_on(&ctl, true);
@@ -462,9 +447,8 @@ impl Recorder {
         });
         if pid > 0 {
             self.scheduler_pid = Some(pid as Pid);
-            self.inbox
-                .borrow_mut()
-                .extend_from_slice(&meta_record(K_SCHEDULER, now, pid, 0));
+            let rec = meta_record(K_SCHEDULER, now, pid, 0);
+            let _ = spool::write_record(&mut self.inbox, &rec);
         }
     }
 
@@ -498,12 +482,10 @@ impl Recorder {
         }
         let end = monotonic_ns();
         self.drain()?;
-        self.spool.flush()?;
-        let file = self.spool.get_mut();
-        file.seek(SeekFrom::Start(0))?;
+        self.spool.seek(SeekFrom::Start(0))?;
         replay(
             &mut self.conv,
-            BufReader::with_capacity(1 << 20, &*file),
+            BufReader::with_capacity(1 << 20, &self.spool),
             sink,
         )?;
         let end = end.max(self.conv.last_out_ts);
@@ -536,15 +518,13 @@ impl Recorder {
     }
 
     fn drain(&mut self) -> io::Result<()> {
-        let _ = self.rings.consume();
-        if let Some(t) = &self.tap {
-            let _ = t.ring.consume();
+        self.spooled += self.ring.drain_into(&mut self.spool)?;
+        if let Some(t) = self.tap.as_mut() {
+            self.spooled += t.ring.drain_into(&mut self.spool)?;
         }
-        {
-            let mut inbox = self.inbox.borrow_mut();
-            self.spool.write_all(&inbox)?;
-            self.spooled += (inbox.len() / RAW_SIZE) as u64;
-            inbox.clear();
+        if !self.inbox.is_empty() {
+            self.spool.write_all(&self.inbox)?;
+            self.inbox.clear();
         }
         let tracer = self.tracer_lost();
         let mut lost = tracer.saturating_sub(self.lost_seen);
@@ -556,7 +536,7 @@ impl Recorder {
         }
         if lost > 0 {
             let rec = meta_record(K_LOST, monotonic_ns(), 0, lost);
-            self.spool.write_all(&rec)?;
+            spool::write_record(&mut self.spool, &rec)?;
         }
         Ok(())
     }
@@ -565,15 +545,10 @@ impl Recorder {
 /// Sends the events of a spool, read from `r`, to `sink` in time order (a reorder
 /// window behind the newest record read).
 fn replay(conv: &mut Converter, mut r: impl Read, sink: &mut dyn Sink) -> io::Result<()> {
-    let mut buf = [0u8; RAW_SIZE];
+    let mut buf = Vec::with_capacity(RAW_SIZE);
     let mut n = 0u64;
-    loop {
-        match r.read_exact(&mut buf) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(e),
-        }
-        if let Some(raw) = parse_raw(&buf) {
+    while let Some(kept) = spool::read_record(&mut r, &mut buf)? {
+        if let Some(raw) = parse_raw(&buf).filter(|_| kept) {
             conv.convert(&raw);
         }
         n += 1;

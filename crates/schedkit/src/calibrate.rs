@@ -239,16 +239,6 @@ pub struct SpawnCost {
     pub child_ns: u64,
 }
 
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to write into.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// CPU time of every reaped child of this process, ns.
 fn children_cpu_ns() -> u64 {
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -266,7 +256,7 @@ fn children_cpu_ns() -> u64 {
 /// splits what that costs between the parent and the child.
 pub fn spawn_cost(duration: Duration) -> std::io::Result<SpawnCost> {
     let t0 = Instant::now();
-    let (cpu0, children0) = (thread_cpu_ns(), children_cpu_ns());
+    let (cpu0, children0) = (schedkit_scx::thread_cpu_ns(), children_cpu_ns());
     let mut n = 0u64;
     while n == 0 || t0.elapsed() < duration {
         // SAFETY: the child calls only `_exit`, which is async-signal-safe, so forking
@@ -288,7 +278,7 @@ pub fn spawn_cost(duration: Duration) -> std::io::Result<SpawnCost> {
     }
     Ok(SpawnCost {
         count: n,
-        parent_ns: thread_cpu_ns().saturating_sub(cpu0) / n,
+        parent_ns: schedkit_scx::thread_cpu_ns().saturating_sub(cpu0) / n,
         child_ns: children_cpu_ns().saturating_sub(children0) / n,
     })
 }

@@ -77,6 +77,7 @@ fn record(
     let realtime = schedkit_scx::trace::drain_at_realtime_priority();
     let mut tee = Tee(file, SummaryBuilder::new());
     tee.begin(rec.info()).context("cannot write the trace")?;
+    let (began, cpu_before) = (Instant::now(), schedkit_scx::thread_cpu_ns());
     while !done() {
         std::thread::sleep(POLL_EVERY);
         rec.poll()
@@ -87,8 +88,10 @@ fn record(
         eprintln!("schedkit: the recorder could not run at real-time priority, which may be why events were lost");
     }
     eprintln!(
-        "schedkit: recorded {} records; writing the trace",
-        rec.spooled()
+        "schedkit: recorded {} records in {:.1} s, draining them took {:.0} ms of CPU; writing the trace",
+        rec.spooled(),
+        began.elapsed().as_secs_f64(),
+        schedkit_scx::thread_cpu_ns().saturating_sub(cpu_before) as f64 / 1e6
     );
     let done = rec.finish(&mut tee).context("cannot write the trace")?;
     let events = done.events;
