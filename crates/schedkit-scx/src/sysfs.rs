@@ -42,6 +42,14 @@ pub fn hotplug_seq() -> u64 {
         .unwrap_or(0)
 }
 
+/// `/sys/kernel/sched_ext/enable_seq`: how many times a scheduler was attached since
+/// boot (None where the kernel does not say).
+pub fn enable_seq() -> Option<u64> {
+    fs::read_to_string(format!("{SCX_DIR}/enable_seq"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
 fn kernel_release() -> String {
     fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())

@@ -26,7 +26,7 @@ use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, OpenObject};
 use schedkit_trace::{Counter, Event, Pid, Sink, Target, TraceInfo, TraceSource};
 
-use crate::sysfs::{sched_ext_state, SchedExtState};
+use crate::sysfs::{enable_seq, sched_ext_state, SchedExtState};
 
 mod spool;
 use spool::SpoolRing;
@@ -280,6 +280,10 @@ pub struct Recorder {
     want_tap: bool,
     tap: Option<Tap>,
     next_tap_check: u64,
+    /// The kernel's count of attaches when the last look for a dispatcher settled:
+    /// while it stays the same, no scheduler came since, and the maps (a dozen
+    /// system calls each) are not listed again.
+    tap_seq: Option<u64>,
     info: TraceInfo,
     conv: Converter,
     lost_seen: u64,
@@ -387,6 +391,7 @@ impl Recorder {
             want_tap: tap_dispatcher,
             tap: None,
             next_tap_check: 0,
+            tap_seq: None,
             info: TraceInfo {
                 source: TraceSource::Kernel,
                 nr_cpus: schedkit_core::topology::nr_possible_cpus(),
@@ -407,29 +412,42 @@ impl Recorder {
             return;
         }
         self.next_tap_check = now + TAP_CHECK_NS;
-        let attached =
-            matches!(sched_ext_state(), SchedExtState::Attached(n) if n.starts_with("schedkit_"));
-        if !attached {
+        let seq = enable_seq();
+        if seq.is_some() && seq == self.tap_seq {
             return;
         }
+        if self.try_tap(now) {
+            self.tap_seq = seq;
+        }
+    }
+
+    /// Looks for the attached schedkit dispatcher and taps it if it is new. False if
+    /// one is attached but could not be tapped yet (looked for again next time).
+    fn try_tap(&mut self, now: u64) -> bool {
+        match sched_ext_state() {
+            SchedExtState::Attached(n) if n.starts_with("schedkit_") => {}
+            // Still attaching, its name not shown yet.
+            SchedExtState::Attached(n) if n.starts_with("unnamed") => return false,
+            _ => return true,
+        }
         let Some((ctl_id, rb_id)) = find_dispatcher_maps() else {
-            return;
+            return false;
         };
         if self.tap.as_ref().is_some_and(|t| t.ctl_id == ctl_id) {
-            return;
+            return true;
         }
         let (Ok(ctl), Ok(rb)) = (
             MapHandle::from_map_id(ctl_id),
             MapHandle::from_map_id(rb_id),
         ) else {
-            return;
+            return false;
         };
         let Some((_, pid, lost)) = read_ctl(&ctl) else {
-            return;
+            return false;
         };
         // The ring keeps the map alive; the handle may go.
         let Ok(ring) = SpoolRing::new(&rb) else {
-            return;
+            return false;
         };
         if let Some(mut old) = self.tap.take() {
             // Its records are not lost if the spool can take them; if it cannot, the
@@ -450,6 +468,7 @@ impl Recorder {
             let rec = meta_record(K_SCHEDULER, now, pid, 0);
             let _ = spool::write_record(&mut self.inbox, &rec);
         }
+        true
     }
 
     /// What is known at the start, for [`Sink::begin`].
@@ -467,11 +486,12 @@ impl Recorder {
         self.scheduler_pid
     }
 
-    /// Drains the rings into the spool.
-    pub fn poll(&mut self) -> io::Result<()> {
-        self.drain()?;
+    /// Drains the rings into the spool. Returns the largest share of a ring that the
+    /// records drained took (0 to 1), by which the caller may time the next drain.
+    pub fn poll(&mut self) -> io::Result<f64> {
+        let fill = self.drain()?;
         self.check_tap(monotonic_ns());
-        Ok(())
+        Ok(fill)
     }
 
     /// Stops the dispatcher's records, drains the rings, then reads the spool back and
@@ -517,10 +537,13 @@ impl Recorder {
         self.skel.maps.bss_data.as_deref().map_or(0, |b| b.nr_lost)
     }
 
-    fn drain(&mut self) -> io::Result<()> {
-        self.spooled += self.ring.drain_into(&mut self.spool)?;
+    fn drain(&mut self) -> io::Result<f64> {
+        let (records, mut fill) = self.ring.drain_into(&mut self.spool)?;
+        self.spooled += records;
         if let Some(t) = self.tap.as_mut() {
-            self.spooled += t.ring.drain_into(&mut self.spool)?;
+            let (records, tap_fill) = t.ring.drain_into(&mut self.spool)?;
+            self.spooled += records;
+            fill = fill.max(tap_fill);
         }
         if !self.inbox.is_empty() {
             self.spool.write_all(&self.inbox)?;
@@ -538,7 +561,7 @@ impl Recorder {
             let rec = meta_record(K_LOST, monotonic_ns(), 0, lost);
             spool::write_record(&mut self.spool, &rec)?;
         }
-        Ok(())
+        Ok(fill)
     }
 }
 

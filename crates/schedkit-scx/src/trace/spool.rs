@@ -145,8 +145,9 @@ impl SpoolRing {
     }
 
     /// Copies the records committed so far to `out` and frees their space. Returns
-    /// how many records it copied (discarded ones not counted).
-    pub(super) fn drain_into(&mut self, out: &mut File) -> io::Result<u64> {
+    /// how many records it copied (discarded ones not counted) and the share of the
+    /// ring they took.
+    pub(super) fn drain_into(&mut self, out: &mut File) -> io::Result<(u64, f64)> {
         let cons = self.consumer_pos().load(Ordering::Acquire);
         let prod = self.producer_pos().load(Ordering::Acquire);
         let mask = self.size - 1;
@@ -171,7 +172,7 @@ impl SpoolRing {
             pos = next;
         }
         if pos == cons {
-            return Ok(0);
+            return Ok((0, 0.0));
         }
         // SAFETY: the span starts below the data's size and is at most that long, so
         // it lies in the data's two consecutive mappings; the records in it are
@@ -185,7 +186,7 @@ impl SpoolRing {
         };
         out.write_all(span)?;
         self.consumer_pos().store(pos, Ordering::Release);
-        Ok(records)
+        Ok((records, (pos - cons) as f64 / self.size as f64))
     }
 }
 
