@@ -452,7 +452,9 @@ impl Recorder {
         if let Some(mut old) = self.tap.take() {
             // Its records are not lost if the spool can take them; if it cannot, the
             // next drain says so.
-            let _ = old.ring.drain_into(&mut self.spool);
+            if let Ok((records, _)) = old.ring.drain_into(&mut self.spool) {
+                self.spooled += records;
+            }
             self.tap_lost_before += old.lost().saturating_sub(old.lost_base);
         }
         set_ctl_on(&ctl, true);

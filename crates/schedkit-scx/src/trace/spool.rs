@@ -23,23 +23,18 @@ const BUSY: u32 = 1 << 31;
 const DISCARD: u32 = 1 << 30;
 /// A record's header (`BPF_RINGBUF_HDR_SZ`): its length and flags, then the kernel's
 /// page offset, which the consumer does not need.
-pub(super) const HDR: usize = 8;
+const HDR: usize = 8;
 
 /// The space a record of `len` bytes takes in the ring and in the spool.
 fn framed_len(len: u32) -> u64 {
     (len as u64 + HDR as u64 + 7) & !7
 }
 
-/// The header of a record the recorder writes itself.
-pub(super) fn header(len: usize) -> [u8; HDR] {
-    let mut h = [0u8; HDR];
-    h[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-    h
-}
-
 /// Writes a record of the recorder's own, framed as the ring frames its records.
 pub(super) fn write_record(out: &mut impl Write, rec: &[u8]) -> io::Result<()> {
-    out.write_all(&header(rec.len()))?;
+    let mut header = [0u8; HDR];
+    header[0..4].copy_from_slice(&(rec.len() as u32).to_ne_bytes());
+    out.write_all(&header)?;
     out.write_all(rec)?;
     let pad = (framed_len(rec.len() as u32) as usize) - HDR - rec.len();
     out.write_all(&[0u8; 8][..pad])
