@@ -128,9 +128,10 @@ measure() {
     local tag="$label-$name-$run" figures=null status=ok rc=0 before after
     local cpu_s=null faults=null t0 t1 wall
     # With TRACE_TO=FILE the run is recorded by `schedkit trace` (its cost shows
-    # against the same benchmark's untraced runs).
-    local wrap=()
-    [ -n "${TRACE_TO:-}" ] && wrap=("$SCHEDKIT" trace -o "$TRACE_TO" --json "${TRACE_TO%.*}.summary.json" --)
+    # against the same benchmark's untraced runs, and as the CPU time that `--cost`
+    # counts: trace_cost).
+    local wrap=() trace_cost=null
+    [ -n "${TRACE_TO:-}" ] && wrap=("$SCHEDKIT" trace -o "$TRACE_TO" --json "${TRACE_TO%.*}.summary.json" --cost --)
     echo "  [$label] $name run $run" >&2
     if ! attached_ok "$label" "$op" "$pid"; then
         echo "    $label is no longer attached before the run ($CHECK): ejected" >&2
@@ -168,6 +169,10 @@ measure() {
     esac
     t1=$(date +%s.%N)
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    if [ -n "${TRACE_TO:-}" ]; then
+        local pct; pct=$(sed -n 's/^schedkit: recording cost \([0-9.]*\)%.*/\1/p' "$logs/$tag.txt" | tail -n 1)
+        [ -n "$pct" ] && trace_cost=$(awk -v p="$pct" 'BEGIN { printf "%.5f", p / 100 }')
+    fi
     if [ "$label" != eevdf ]; then
         after=$(proc_cost "$pid")
         if [ "${before%% *}" != - ] && [ "${after%% *}" != - ]; then
@@ -183,7 +188,7 @@ measure() {
         status=failed
         echo "    $name failed (exit $rc): see $logs/$tag.txt" >&2
     fi
-    add_run "{\"scheduler\":$(json_str "$label"),\"ops\":$(json_str "$op"),\"benchmark\":$(json_str "$name"),\"kind\":\"$kind\",\"run\":$run,\"status\":\"$status\",\"check\":$(json_str "after the run: $CHECK"),\"figures\":$figures,\"sched_cpu_s\":$cpu_s,\"sched_faults\":$faults,\"wall_s\":$wall}"
+    add_run "{\"scheduler\":$(json_str "$label"),\"ops\":$(json_str "$op"),\"benchmark\":$(json_str "$name"),\"kind\":\"$kind\",\"run\":$run,\"status\":\"$status\",\"check\":$(json_str "after the run: $CHECK"),\"figures\":$figures,\"sched_cpu_s\":$cpu_s,\"sched_faults\":$faults,\"wall_s\":$wall,\"trace_cost\":$trace_cost}"
     [ $status != ejected ]
 }
 

@@ -40,6 +40,11 @@ for s in d["schedulers"]:
     if s["label"] != "eevdf":
         assert s["peak_rss_kib"] and s["peak_rss_kib"] > 1024, s
 assert d["meta"]["cpus"] >= 1 and d["meta"]["kernel"]
+# Every traced run says what recording cost (schedkit trace --cost), a share of the machine.
+traced = [r for r in runs if r["benchmark"].endswith("+trace") and r["status"] == "ok"]
+assert traced, "no traced run"
+for r in traced:
+    assert r.get("trace_cost") is not None and 0 < r["trace_cost"] < 0.5, r
 ' "$out/raw.json"
 for s in eevdf fifo rustland; do
     for scen in game-while-building desktop-mix pingpong; do
@@ -50,6 +55,7 @@ done
 check "report.md has perf bench sched pipe" grep -q '| pipe / time per op |' "$md"
 check "report.md shows the schedulers' peak RSS" grep -q '| peak RSS |' "$md"
 check "report.md sets traced runs against untraced ones" grep -q '| hackbench+trace /' "$md"
+check "report.md says what recording cost" grep -q '| hackbench+trace / recording cost |' "$md"
 check "report.md says the runs were taken in rounds" grep -q "Each round attached every scheduler" "$md"
 echo "results in $out"
 [ $failed -eq 0 ] && echo "bench-smoke: PASS" || echo "bench-smoke: FAIL"

@@ -60,16 +60,29 @@ if sys.argv[2] == "yes":
     assert s["trips"]["policy_decisions"] > 100, s["trips"]' "$summary" "$decisions"
 }
 
-# trace_scenario LABEL EXT: 5 s of the scenario, recorded as LABEL.EXT.
+# trace_scenario LABEL EXT: 5 s of the scenario, recorded as LABEL.EXT (the .json one
+# with --cost, which must say what recording cost and leave the BPF statistics off).
 trace_scenario() {
-    local out=$LOGS/trace-$1.$2 summary=$LOGS/trace-$1-$2.summary.json rc
+    local out=$LOGS/trace-$1.$2 summary=$LOGS/trace-$1-$2.summary.json rc cost=()
     rm -f "$out" "$summary"
-    timeout 300 "$SCHEDKIT" trace -o "$out" --json "$summary" -- \
+    [ "$2" = json ] && cost=(--cost)
+    timeout 300 "$SCHEDKIT" trace -o "$out" --json "$summary" "${cost[@]}" -- \
         "$SCHEDKIT" workload run "$SCENARIO" --duration 5 --quiet \
         >"$LOGS/trace-$1-$2.log" 2>&1
     rc=$?
     check "schedkit trace ($1, .$2) exits 0 (got $rc)" [ $rc -eq 0 ]
-    grep -E 'events written|LOST' "$LOGS/trace-$1-$2.log" | sed 's/^/    | /'
+    grep -E 'events written|LOST|recording cost' "$LOGS/trace-$1-$2.log" | sed 's/^/    | /'
+    if [ "$2" = json ]; then
+        check "--cost: the programs ran, and recording took 0 to 50% of the machine" python3 -c '
+import re, sys
+m = re.search(r"recording cost ([0-9.]+)% .* programs ran ([0-9]+) times for ([0-9]+) ms", open(sys.argv[1]).read())
+assert m, "no cost line"
+pct, runs = float(m.group(1)), int(m.group(2))
+assert 0 < pct < 50 and runs > 1000, (pct, runs)' "$LOGS/trace-$1-$2.log"
+        check "--cost: the BPF statistics are off again" [ "$(cat /proc/sys/kernel/bpf_stats_enabled)" = 0 ]
+    else
+        check "without --cost, no cost line" bash -c "! grep -q 'recording cost' '$LOGS/trace-$1-$2.log'"
+    fi
     check "it wrote the trace" [ -s "$out" ]
     check "it wrote the summary" [ -s "$summary" ]
     checks_on "$out" "$summary" "$3"

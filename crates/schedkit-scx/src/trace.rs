@@ -268,6 +268,32 @@ pub struct Finished {
     pub late: u64,
 }
 
+/// What the recording's own BPF programs (the tracepoint handlers) ran since
+/// [`Recorder::measure_programs`], by the kernel's BPF statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgramsCpu {
+    /// Times they ran.
+    pub runs: u64,
+    /// CPU time they took, ns.
+    pub ns: u64,
+}
+
+impl ProgramsCpu {
+    fn since(self, base: ProgramsCpu) -> ProgramsCpu {
+        ProgramsCpu {
+            runs: self.runs.saturating_sub(base.runs),
+            ns: self.ns.saturating_sub(base.ns),
+        }
+    }
+}
+
+/// The kernel's BPF run-time statistics, on for as long as this lives (the kernel
+/// counts the holders, and turns them off when the last one goes, killed or not).
+struct BpfStats {
+    _on: std::os::fd::OwnedFd,
+    base: ProgramsCpu,
+}
+
 /// A recording in progress. See the module documentation.
 pub struct Recorder {
     skel: TraceSkel<'static>,
@@ -289,6 +315,7 @@ pub struct Recorder {
     lost_seen: u64,
     /// Records lost by dispatchers we stopped tapping (re-attached since).
     tap_lost_before: u64,
+    stats: Option<BpfStats>,
 }
 
 /// How often the recorder looks for a (new) schedkit dispatcher to tap, ns.
@@ -401,6 +428,7 @@ impl Recorder {
             conv: Converter::new(start_ns, None),
             lost_seen: 0,
             tap_lost_before: 0,
+            stats: None,
         };
         rec.check_tap(start_ns);
         Ok(rec)
@@ -517,6 +545,55 @@ impl Recorder {
             events: self.conv.sent,
             late: self.conv.late,
         })
+    }
+
+    /// Starts measuring the CPU time of the recording's own BPF programs, by turning
+    /// on the kernel's run-time statistics of BPF programs (every program's, while
+    /// the recorder lives: two clock reads a run, a cost of their own). Read it with
+    /// [`Recorder::programs_cpu`].
+    pub fn measure_programs(&mut self) -> io::Result<()> {
+        // SAFETY: no pointers; the kernel returns a new file descriptor or -1.
+        let fd = unsafe {
+            libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a file descriptor the kernel just gave us, owned by nothing else.
+        let on = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let base = self.programs_total()?;
+        self.stats = Some(BpfStats { _on: on, base });
+        Ok(())
+    }
+
+    /// What the recording's own BPF programs ran since [`Recorder::measure_programs`]
+    /// (`None` if it was not called or the kernel does not say).
+    pub fn programs_cpu(&self) -> Option<ProgramsCpu> {
+        let base = self.stats.as_ref()?.base;
+        self.programs_total().ok().map(|now| now.since(base))
+    }
+
+    fn programs_total(&self) -> io::Result<ProgramsCpu> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let mut total = ProgramsCpu::default();
+        for prog in self.skel.object().progs() {
+            let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+            let mut len = size_of::<libbpf_rs::libbpf_sys::bpf_prog_info>() as u32;
+            // SAFETY: `info` is a bpf_prog_info of `len` bytes, which the kernel fills.
+            let rc = unsafe {
+                libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
+                    prog.as_fd().as_raw_fd(),
+                    &mut info,
+                    &mut len,
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(-rc));
+            }
+            total.runs += info.run_cnt;
+            total.ns += info.run_time_ns;
+        }
+        Ok(total)
     }
 
     /// Records spooled so far.

@@ -96,6 +96,10 @@ pub struct RunEntry {
     pub sched_cpu_s: Option<f64>,
     pub sched_faults: Option<i64>,
     pub wall_s: Option<f64>,
+    /// A run recorded by `schedkit trace --cost` (`--trace`): the recording's share of
+    /// the machine's CPU time (its BPF programs and its draining), 0 to 1.
+    #[serde(default)]
+    pub trace_cost: Option<f64>,
 }
 
 /// The figures one run yields: a workload's report figures, or the figures of
@@ -107,7 +111,7 @@ fn run_figures(run: &RunEntry) -> Vec<Figure> {
     };
     let number = |key: &str| fig.get(key).and_then(|v| v.as_f64());
     let duration = |name: &str, ns: f64| Figure::new(name, Unit::Nanos, Better::Lower, ns);
-    match run.kind.as_str() {
+    let mut figures: Vec<Figure> = match run.kind.as_str() {
         "workload" => serde_json::from_value::<Report>(fig.clone())
             .map(|report| report.figures())
             .unwrap_or_default(),
@@ -126,7 +130,16 @@ fn run_figures(run: &RunEntry) -> Vec<Figure> {
             })
             .collect(),
         _ => Vec::new(),
+    };
+    if let Some(cost) = run.trace_cost {
+        figures.push(Figure::new(
+            "recording cost",
+            Unit::Percent,
+            Better::Lower,
+            cost,
+        ));
     }
+    figures
 }
 
 /// One cell of the table: a scheduler's runs of one figure.
@@ -692,6 +705,17 @@ mod tests {
             sched_cpu_s: (sched != BASELINE).then_some(0.5),
             sched_faults: (sched != BASELINE).then_some(0),
             wall_s: Some(2.0),
+            trace_cost: None,
+        }
+    }
+
+    /// A run of a benchmark other than a scenario, with its figures.
+    fn of_kind(sched: &str, kind: &str, benchmark: &str, figures: serde_json::Value) -> RunEntry {
+        RunEntry {
+            kind: kind.into(),
+            benchmark: benchmark.into(),
+            figures: Some(figures),
+            ..run(sched, 1, "ok", 0.0, 0.0)
         }
     }
 
@@ -840,14 +864,18 @@ mod tests {
 
     #[test]
     fn hackbench_and_cyclictest_figures_are_read() {
-        let mut h = run("eevdf", 1, "ok", 0.0, 0.0);
-        h.kind = "hackbench".into();
-        h.benchmark = "hackbench".into();
-        h.figures = Some(serde_json::json!({"wall_s": 4.5}));
-        let mut c = run("eevdf", 1, "ok", 0.0, 0.0);
-        c.kind = "cyclictest".into();
-        c.benchmark = "cyclictest".into();
-        c.figures = Some(serde_json::json!({"avg_us": 650, "p99_us": 3000, "max_us": 6400}));
+        let h = of_kind(
+            "eevdf",
+            "hackbench",
+            "hackbench",
+            serde_json::json!({"wall_s": 4.5}),
+        );
+        let c = of_kind(
+            "eevdf",
+            "cyclictest",
+            "cyclictest",
+            serde_json::json!({"avg_us": 650, "p99_us": 3000, "max_us": 6400}),
+        );
         let figs: Vec<_> = run_figures(&h).into_iter().chain(run_figures(&c)).collect();
         assert_eq!(
             figs[0],
@@ -857,10 +885,12 @@ mod tests {
         assert_eq!(figs[2].value, 3e6);
         assert_eq!(figs[0].formatted(), "4.50 s");
         assert_eq!(figs[1].formatted(), "650 us");
-        let mut p = run("eevdf", 1, "ok", 0.0, 0.0);
-        p.kind = "pipe".into();
-        p.benchmark = "pipe".into();
-        p.figures = Some(serde_json::json!({"usecs_per_op": 12.5}));
+        let p = of_kind(
+            "eevdf",
+            "pipe",
+            "pipe",
+            serde_json::json!({"usecs_per_op": 12.5}),
+        );
         assert_eq!(
             run_figures(&p),
             vec![Figure::new(
@@ -870,6 +900,37 @@ mod tests {
                 12_500.0
             )]
         );
+    }
+
+    #[test]
+    fn a_traced_run_adds_what_recording_cost() {
+        let mut h = RunEntry {
+            trace_cost: Some(0.0281),
+            ..of_kind(
+                "rustland",
+                "hackbench",
+                "hackbench+trace",
+                serde_json::json!({"wall_s": 9.5}),
+            )
+        };
+        let figs = run_figures(&h);
+        assert_eq!(figs.len(), 2);
+        assert_eq!(figs[0].name, "wall time");
+        assert_eq!(
+            figs[1],
+            Figure::new("recording cost", Unit::Percent, Better::Lower, 0.0281)
+        );
+        assert_eq!(figs[1].formatted(), "2.81%");
+        // A failed run has no figures, and no cost either.
+        h.figures = None;
+        assert!(run_figures(&h).is_empty());
+        // Read from raw.json, where only traced runs have it.
+        let r: RunEntry = serde_json::from_str(
+            r#"{"scheduler":"eevdf","benchmark":"hackbench","kind":"hackbench","status":"ok",
+                "figures":{"wall_s":4.0},"sched_cpu_s":null,"sched_faults":null,"wall_s":4.1}"#,
+        )
+        .unwrap();
+        assert_eq!(r.trace_cost, None);
     }
 
     #[test]

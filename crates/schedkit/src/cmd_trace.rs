@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use schedkit_scx::trace::Recorder;
+use schedkit_scx::trace::{ProgramsCpu, Recorder};
 use schedkit_trace::summary::{Summary, SummaryBuilder};
 use schedkit_trace::{Sink, Tee};
 
@@ -62,6 +62,11 @@ pub struct TraceArgs {
     /// Rows of the summary's task and process tables.
     #[arg(long, value_name = "N", default_value_t = 15)]
     top: usize,
+    /// Also say what the recording cost: the CPU time of its BPF programs (by the
+    /// kernel's BPF statistics, on while recording, which cost a little themselves)
+    /// and of draining them, as a share of the machine's.
+    #[arg(long)]
+    cost: bool,
     /// A command to run while recording; the recording ends when it exits.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -121,12 +126,19 @@ fn record(
     if lost > 0 && !realtime {
         eprintln!("schedkit: the recorder could not run at real-time priority, which may be why events were lost");
     }
+    let (elapsed, drain_ns) = (
+        began.elapsed(),
+        schedkit_scx::thread_cpu_ns().saturating_sub(cpu_before),
+    );
     eprintln!(
         "schedkit: recorded {} records in {:.1} s, draining them took {:.0} ms of CPU; writing the trace",
         rec.spooled(),
-        began.elapsed().as_secs_f64(),
-        schedkit_scx::thread_cpu_ns().saturating_sub(cpu_before) as f64 / 1e6
+        elapsed.as_secs_f64(),
+        drain_ns as f64 / 1e6
     );
+    if let Some(p) = rec.programs_cpu() {
+        eprintln!("{}", cost_line(p, drain_ns, elapsed, online_cpus()));
+    }
     let done = rec.finish(&mut tee).context("cannot write the trace")?;
     let events = done.events;
     Ok(Recorded {
@@ -134,6 +146,44 @@ fn record(
         lost,
         events,
     })
+}
+
+/// The CPUs online now.
+fn online_cpus() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u64::try_from(n).unwrap_or(1).max(1)
+}
+
+/// What a recording cost, for `--cost`: its programs' CPU time and the drain's, as a
+/// share of what `cpus` CPUs had in `elapsed`.
+fn cost_line(p: ProgramsCpu, drain_ns: u64, elapsed: Duration, cpus: u64) -> String {
+    let machine_ns = elapsed.as_nanos() as f64 * cpus as f64;
+    let share = |ns: u64| {
+        if machine_ns > 0.0 {
+            100.0 * ns as f64 / machine_ns
+        } else {
+            0.0
+        }
+    };
+    format!(
+        "schedkit: recording cost {:.2}% of the machine's CPU time ({} CPUs, {:.1} s): \
+         its BPF programs ran {} times for {:.0} ms ({:.2}%, {:.2} us a run), draining took \
+         {:.0} ms ({:.2}%)",
+        share(p.ns + drain_ns),
+        cpus,
+        elapsed.as_secs_f64(),
+        p.runs,
+        p.ns as f64 / 1e6,
+        share(p.ns),
+        if p.runs > 0 {
+            p.ns as f64 / p.runs as f64 / 1e3
+        } else {
+            0.0
+        },
+        drain_ns as f64 / 1e6,
+        share(drain_ns),
+    )
 }
 
 fn report(r: &Recorded, output: &Path, json: Option<&Path>, top: usize) -> anyhow::Result<()> {
@@ -186,13 +236,19 @@ pub fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     // script's background job), going unnoticed.
     let stop = crate::run::stop_flag()?;
     let file = open_output(&args.output)?;
-    let rec = match Recorder::start(true, None, &spool_dir()).map_err(anyhow::Error::from) {
+    let mut rec = match Recorder::start(true, None, &spool_dir()).map_err(anyhow::Error::from) {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_file(&args.output);
             return Err(e);
         }
     };
+    if args.cost {
+        if let Err(e) = rec.measure_programs() {
+            let _ = std::fs::remove_file(&args.output);
+            anyhow::bail!("--cost: the kernel would not turn on its BPF statistics: {e}");
+        }
+    }
     let mut child: Option<Child> = match args.command.split_first() {
         None => None,
         Some((prog, rest)) => Some(
@@ -381,5 +437,27 @@ mod tests {
         assert_eq!(next_poll(ms(80), 0.125), ms(80));
         // A full ring: as often as may be.
         assert_eq!(next_poll(ms(50), 1.0), POLL_MIN);
+    }
+
+    #[test]
+    fn the_cost_is_the_programs_and_the_drain_over_every_cpus_time() {
+        // 2 CPUs for 10 s: 20 s of CPU time; 300 ms of programs and 100 ms of drain.
+        let p = ProgramsCpu {
+            runs: 100_000,
+            ns: 300_000_000,
+        };
+        let line = cost_line(p, 100_000_000, Duration::from_secs(10), 2);
+        assert_eq!(
+            line,
+            "schedkit: recording cost 2.00% of the machine's CPU time (2 CPUs, 10.0 s): its \
+             BPF programs ran 100000 times for 300 ms (1.50%, 3.00 us a run), draining took \
+             100 ms (0.50%)"
+        );
+        // Nothing ran, no time passed: no division by zero.
+        let idle = cost_line(ProgramsCpu::default(), 0, Duration::ZERO, 1);
+        assert!(
+            idle.contains("cost 0.00%") && idle.contains("0.00 us a run"),
+            "{idle}"
+        );
     }
 }
