@@ -80,6 +80,14 @@ assert m, "no cost line"
 pct, runs = float(m.group(1)), int(m.group(2))
 assert 0 < pct < 50 and runs > 1000, (pct, runs)' "$LOGS/trace-$1-$2.log"
         check "--cost: the BPF statistics are off again" [ "$(cat /proc/sys/kernel/bpf_stats_enabled)" = 0 ]
+        if [ "$3" = yes ]; then
+            check "--cost: the dispatcher's records are counted and timed" python3 -c '
+import re, sys
+m = re.search(r"the dispatcher.s ([0-9]+) records ([0-9]+) ms", open(sys.argv[1]).read())
+assert m and int(m.group(1)) > 100 and int(m.group(2)) > 0, m and m.groups()' "$LOGS/trace-$1-$2.log"
+        else
+            check "--cost: no dispatcher's records without a schedkit scheduler" bash -c "! grep -q 'dispatcher' '$LOGS/trace-$1-$2.log'"
+        fi
     else
         check "without --cost, no cost line" bash -c "! grep -q 'recording cost' '$LOGS/trace-$1-$2.log'"
     fi

@@ -248,20 +248,40 @@ static struct sk_trace_rec *trace_reserve(u32 kind)
 	struct sk_trace_rec *r;
 	struct sk_trace_ctl *c;
 	u32 key = 0;
+	u64 now;
 
 	c = bpf_map_lookup_elem(&sk_trace_ctl, &key);
 	if (!c || !c->on)
 		return NULL;
+	now = bpf_ktime_get_ns();
 	r = bpf_ringbuf_reserve(&sk_trace_rb, sizeof(*r), 0);
 	if (!r) {
 		__sync_fetch_and_add(&c->nr_lost, 1);
 		return NULL;
 	}
 	__builtin_memset(r, 0, sizeof(*r));
-	r->ts = bpf_ktime_get_ns();
+	r->ts = now;
 	r->kind = kind;
 	r->cpu = bpf_get_smp_processor_id();
 	return r;
+}
+
+/*
+ * Sends a record from trace_reserve. A tracer that measures what it costs
+ * (SK_TRACE_TIMED) gets the time from before the reserve to after this submit.
+ */
+static __always_inline void trace_submit(struct sk_trace_rec *r)
+{
+	struct sk_trace_ctl *c;
+	u64 began = r->ts;
+	u32 key = 0;
+
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	c = bpf_map_lookup_elem(&sk_trace_ctl, &key);
+	if (c && (c->on & SK_TRACE_TIMED)) {
+		__sync_fetch_and_add(&c->nr_timed, 1);
+		__sync_fetch_and_add(&c->timed_ns, bpf_ktime_get_ns() - began);
+	}
 }
 
 /*
@@ -282,7 +302,7 @@ static __always_inline void trace_task(u32 kind, const struct task_struct *p, s3
 	r->a = slice;
 	r->b = vtime;
 	r->flags = flags;
-	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	trace_submit(r);
 }
 
 struct task_ctx {
@@ -449,7 +469,7 @@ static void trace_counters(void)
 	r->b = nr_scheduled;
 	r->c = nr_sched_congested;
 	r->arg = nr_dsq_waiting;
-	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	trace_submit(r);
 }
 
 /* Wake a CPU that is idle so it runs ops.dispatch and finds the new work. */

@@ -44,11 +44,23 @@ struct sk_trace_rec {
 	char comm2[16];		/* pid2's */
 };
 
-/* The dispatcher's switch, set by a tracer: value of the one-entry sk_trace_ctl map. */
+/* Bits of sk_trace_ctl.on. */
+enum sk_trace_on {
+	SK_TRACE_ON = 1,	/* a trace is recording: send records to sk_trace_rb */
+	SK_TRACE_TIMED = 2,	/* ... and count their CPU time (`schedkit trace --cost`) */
+};
+
+/*
+ * The dispatcher's switch, set by a tracer: value of the one-entry sk_trace_ctl map.
+ * Fields are only ever added at the end: a tracer reads what it knows of the value
+ * and writes back the rest as it found it.
+ */
 struct sk_trace_ctl {
-	u32 on;			/* a trace is recording: send records to sk_trace_rb */
+	u32 on;			/* enum sk_trace_on */
 	s32 usersched_pid;	/* the scheduler's loop thread, written by the loader */
 	u64 nr_lost;		/* records not written: the ring was full */
+	u64 nr_timed;		/* records written while SK_TRACE_TIMED was set */
+	u64 timed_ns;		/* ... and their CPU time, from reserving to submitting */
 };
 
 #endif /* __SCHEDKIT_TRACE_INTF_H */

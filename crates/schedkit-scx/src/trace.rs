@@ -157,59 +157,127 @@ impl Ord for Pending {
 }
 
 /// The dispatcher of an attached schedkit scheduler, while we record from it: its
-/// switch, its ring (drained with the tracer's), and what it had lost before.
+/// switch, its ring (drained with the tracer's), what it had lost before, and, once
+/// its records are timed (`--cost`), its count of timed records and their time then.
 struct Tap {
     ctl: MapHandle,
     ctl_id: u32,
     ring: SpoolRing,
     lost_base: u64,
     lost_seen: u64,
+    timed_base: Option<Timed>,
 }
 
-fn ctl_value(on: bool, usersched_pid: i32, lost: u64) -> [u8; 16] {
-    let mut v = [0u8; 16];
-    v[0..4].copy_from_slice(&(on as u32).to_ne_bytes());
-    v[4..8].copy_from_slice(&usersched_pid.to_ne_bytes());
-    v[8..16].copy_from_slice(&lost.to_ne_bytes());
-    v
+/// Bits of `sk_trace_ctl.on` (bpf/trace_intf.h).
+const CTL_ON: u32 = 1;
+const CTL_TIMED: u32 = 2;
+
+/// Records a dispatcher wrote while they were timed, and their CPU time, ns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timed {
+    pub records: u64,
+    pub ns: u64,
 }
 
-/// The dispatcher's switch: (on, scheduler thread, records lost).
-fn read_ctl(ctl: &MapHandle) -> Option<(bool, i32, u64)> {
-    let v = ctl.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).ok()??;
-    if v.len() < 16 {
-        return None;
+impl Timed {
+    fn since(self, base: Timed) -> Timed {
+        Timed {
+            records: self.records.saturating_sub(base.records),
+            ns: self.ns.saturating_sub(base.ns),
+        }
     }
-    Some((
-        u32::from_ne_bytes(v[0..4].try_into().ok()?) != 0,
-        i32::from_ne_bytes(v[4..8].try_into().ok()?),
-        u64::from_ne_bytes(v[8..16].try_into().ok()?),
-    ))
+
+    fn plus(self, o: Timed) -> Timed {
+        Timed {
+            records: self.records + o.records,
+            ns: self.ns + o.ns,
+        }
+    }
 }
 
-fn set_ctl_on(ctl: &MapHandle, on: bool) {
-    if let Some((_, pid, lost)) = read_ctl(ctl) {
-        let _ = ctl.update(
-            &0u32.to_ne_bytes(),
-            &ctl_value(on, pid, lost),
-            MapFlags::ANY,
-        );
+/// A dispatcher's trace switch (`struct sk_trace_ctl`) as read from its map: the
+/// value's bytes, as long as that dispatcher's build made them (fields are only added
+/// at the end, so an older one has fewer, and gets back the ones it has).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ctl(Vec<u8>);
+
+impl Ctl {
+    fn from_bytes(v: Vec<u8>) -> Option<Ctl> {
+        (v.len() >= 16).then_some(Ctl(v))
+    }
+
+    fn read(map: &MapHandle) -> Option<Ctl> {
+        Ctl::from_bytes(map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).ok()??)
+    }
+
+    fn u64_at(&self, at: usize) -> Option<u64> {
+        Some(u64::from_ne_bytes(self.0.get(at..at + 8)?.try_into().ok()?))
+    }
+
+    #[cfg(test)]
+    fn on(&self) -> u32 {
+        u32::from_ne_bytes(self.0[0..4].try_into().unwrap())
+    }
+
+    /// The scheduler's loop thread.
+    fn pid(&self) -> i32 {
+        i32::from_ne_bytes(self.0[4..8].try_into().unwrap())
+    }
+
+    fn lost(&self) -> u64 {
+        self.u64_at(8).unwrap_or(0)
+    }
+
+    /// None from a dispatcher built before records could be timed.
+    fn timed(&self) -> Option<Timed> {
+        Some(Timed {
+            records: self.u64_at(16)?,
+            ns: self.u64_at(24)?,
+        })
+    }
+
+    fn with_on(mut self, on: u32) -> Ctl {
+        self.0[0..4].copy_from_slice(&on.to_ne_bytes());
+        self
+    }
+
+    /// Writes it back with `on` (the rest as read: the dispatcher's counters may lose
+    /// what they gained in between, a few records at most).
+    fn write_on(self, map: &MapHandle, on: u32) {
+        let v = self.with_on(on);
+        let _ = map.update(&0u32.to_ne_bytes(), &v.0, MapFlags::ANY);
     }
 }
 
 impl Tap {
     fn lost(&self) -> u64 {
-        read_ctl(&self.ctl).map_or(self.lost_seen, |(_, _, l)| l)
+        Ctl::read(&self.ctl).map_or(self.lost_seen, |c| c.lost())
+    }
+
+    /// What it wrote while timed (None if it is not, or cannot be).
+    fn timed(&self) -> Option<Timed> {
+        let base = self.timed_base?;
+        Some(Ctl::read(&self.ctl)?.timed()?.since(base))
+    }
+
+    /// Turns its records on, timed or not; starts counting from now when timed.
+    fn switch_on(&mut self, timed: bool) {
+        let Some(c) = Ctl::read(&self.ctl) else {
+            return;
+        };
+        let counted = c.timed();
+        c.write_on(&self.ctl, if timed { CTL_ON | CTL_TIMED } else { CTL_ON });
+        if timed && self.timed_base.is_none() {
+            self.timed_base = counted;
+        }
     }
 }
 
 /// Writes the loader's part of the dispatcher's trace switch: who the scheduler is.
 pub(crate) fn init_ctl(map: &dyn MapCore, usersched_pid: i32) -> libbpf_rs::Result<()> {
-    map.update(
-        &0u32.to_ne_bytes(),
-        &ctl_value(false, usersched_pid, 0),
-        MapFlags::ANY,
-    )
+    let mut v = vec![0u8; map.value_size() as usize];
+    v[4..8].copy_from_slice(&usersched_pid.to_ne_bytes());
+    map.update(&0u32.to_ne_bytes(), &v, MapFlags::ANY)
 }
 
 /// The newest switch and ring of a schedkit dispatcher, by id (the maps of a
@@ -268,14 +336,18 @@ pub struct Finished {
     pub late: u64,
 }
 
-/// What the recording's own BPF programs (the tracepoint handlers) ran since
-/// [`Recorder::measure_programs`], by the kernel's BPF statistics.
+/// What the recording's BPF side ran since [`Recorder::measure_programs`]: its own
+/// programs (the tracepoint handlers), by the kernel's BPF statistics, and the records
+/// a schedkit dispatcher wrote for it, timed by the dispatcher.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProgramsCpu {
-    /// Times they ran.
+    /// Times the recording's programs ran.
     pub runs: u64,
     /// CPU time they took, ns.
     pub ns: u64,
+    /// The dispatcher's records, when a schedkit scheduler was recorded and its build
+    /// times them.
+    pub dispatcher: Option<Timed>,
 }
 
 impl ProgramsCpu {
@@ -283,6 +355,7 @@ impl ProgramsCpu {
         ProgramsCpu {
             runs: self.runs.saturating_sub(base.runs),
             ns: self.ns.saturating_sub(base.ns),
+            dispatcher: None,
         }
     }
 }
@@ -315,6 +388,8 @@ pub struct Recorder {
     lost_seen: u64,
     /// Records lost by dispatchers we stopped tapping (re-attached since).
     tap_lost_before: u64,
+    /// What dispatchers we stopped tapping wrote while timed.
+    tap_timed_before: Timed,
     stats: Option<BpfStats>,
 }
 
@@ -428,6 +503,7 @@ impl Recorder {
             conv: Converter::new(start_ns, None),
             lost_seen: 0,
             tap_lost_before: 0,
+            tap_timed_before: Timed::default(),
             stats: None,
         };
         rec.check_tap(start_ns);
@@ -470,9 +546,10 @@ impl Recorder {
         ) else {
             return false;
         };
-        let Some((_, pid, lost)) = read_ctl(&ctl) else {
+        let Some(c) = Ctl::read(&ctl) else {
             return false;
         };
+        let (pid, lost) = (c.pid(), c.lost());
         // The ring keeps the map alive; the handle may go.
         let Ok(ring) = SpoolRing::new(&rb) else {
             return false;
@@ -484,15 +561,20 @@ impl Recorder {
                 self.spooled += records;
             }
             self.tap_lost_before += old.lost().saturating_sub(old.lost_base);
+            if let Some(t) = old.timed() {
+                self.tap_timed_before = self.tap_timed_before.plus(t);
+            }
         }
-        set_ctl_on(&ctl, true);
-        self.tap = Some(Tap {
+        let mut tap = Tap {
             ctl,
             ctl_id,
             ring,
             lost_base: lost,
             lost_seen: lost,
-        });
+            timed_base: None,
+        };
+        tap.switch_on(self.stats.is_some());
+        self.tap = Some(tap);
         if pid > 0 {
             self.scheduler_pid = Some(pid as Pid);
             let rec = meta_record(K_SCHEDULER, now, pid, 0);
@@ -527,8 +609,12 @@ impl Recorder {
     /// Stops the dispatcher's records, drains the rings, then reads the spool back and
     /// sends its events to the sink, in time order, and finishes it.
     pub fn finish(mut self, sink: &mut dyn Sink) -> io::Result<Finished> {
-        if let Some(t) = &self.tap {
-            set_ctl_on(&t.ctl, false);
+        if let Some(c) = self
+            .tap
+            .as_ref()
+            .and_then(|t| Ctl::read(&t.ctl).map(|c| (t, c)))
+        {
+            c.1.write_on(&c.0.ctl, 0);
         }
         let end = monotonic_ns();
         self.drain()?;
@@ -563,14 +649,25 @@ impl Recorder {
         let on = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         let base = self.programs_total()?;
         self.stats = Some(BpfStats { _on: on, base });
+        if let Some(t) = self.tap.as_mut() {
+            t.switch_on(true);
+        }
         Ok(())
     }
 
-    /// What the recording's own BPF programs ran since [`Recorder::measure_programs`]
-    /// (`None` if it was not called or the kernel does not say).
+    /// What the recording's BPF side ran since [`Recorder::measure_programs`] (`None`
+    /// if it was not called or the kernel does not say).
     pub fn programs_cpu(&self) -> Option<ProgramsCpu> {
         let base = self.stats.as_ref()?.base;
-        self.programs_total().ok().map(|now| now.since(base))
+        let mut cpu = self.programs_total().ok()?.since(base);
+        let now = self.tap.as_ref().and_then(Tap::timed);
+        let before = self.tap_timed_before;
+        cpu.dispatcher = match now {
+            Some(t) => Some(t.plus(before)),
+            None if before != Timed::default() => Some(before),
+            None => None,
+        };
+        Some(cpu)
     }
 
     fn programs_total(&self) -> io::Result<ProgramsCpu> {
@@ -632,7 +729,7 @@ impl Recorder {
         let mut lost = tracer.saturating_sub(self.lost_seen);
         self.lost_seen = tracer;
         if let Some(t) = self.tap.as_mut() {
-            let now = read_ctl(&t.ctl).map_or(t.lost_seen, |(_, _, l)| l);
+            let now = t.lost();
             lost += now.saturating_sub(t.lost_seen);
             t.lost_seen = now;
         }
@@ -908,6 +1005,47 @@ impl Converter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ctl_bytes(words: &[u64]) -> Vec<u8> {
+        words.iter().flat_map(|w| w.to_ne_bytes()).collect()
+    }
+
+    #[test]
+    fn the_switch_is_read_and_written_at_the_length_the_dispatcher_made_it() {
+        // on = 1 and the scheduler's pid 4242 share the first word.
+        let first = 1u64 | (4242u64 << 32);
+        // A dispatcher built before records were timed: 16 bytes.
+        let old = Ctl::from_bytes(ctl_bytes(&[first, 7])).unwrap();
+        assert_eq!((old.on(), old.pid(), old.lost()), (1, 4242, 7));
+        assert_eq!(old.timed(), None);
+        let off = old.with_on(0);
+        assert_eq!(off.0, ctl_bytes(&[4242u64 << 32, 7]));
+        // Today's: 32 bytes, with the timed records and their time.
+        let new = Ctl::from_bytes(ctl_bytes(&[first, 7, 1000, 3_000_000])).unwrap();
+        assert_eq!(
+            new.timed(),
+            Some(Timed {
+                records: 1000,
+                ns: 3_000_000
+            })
+        );
+        let timed = new.clone().with_on(CTL_ON | CTL_TIMED);
+        assert_eq!(timed.on(), 3);
+        assert_eq!(timed.0[4..], ctl_bytes(&[first, 7, 1000, 3_000_000])[4..]);
+        // Too short to be a switch at all.
+        assert_eq!(Ctl::from_bytes(vec![0; 8]), None);
+        let t = Timed {
+            records: 1500,
+            ns: 5_000_000,
+        };
+        assert_eq!(
+            t.since(new.timed().unwrap()).plus(t),
+            Timed {
+                records: 2000,
+                ns: 7_000_000
+            }
+        );
+    }
 
     fn raw_bytes(kind: u32, ts: u64, pid: i32, pid2: i32, arg: i32) -> Vec<u8> {
         let mut d = vec![0u8; RAW_SIZE];

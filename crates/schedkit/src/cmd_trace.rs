@@ -155,8 +155,9 @@ fn online_cpus() -> u64 {
     u64::try_from(n).unwrap_or(1).max(1)
 }
 
-/// What a recording cost, for `--cost`: its programs' CPU time and the drain's, as a
-/// share of what `cpus` CPUs had in `elapsed`.
+/// What a recording cost, for `--cost`: its programs' CPU time, the dispatcher's
+/// records' (under a schedkit scheduler) and the drain's, as a share of what `cpus`
+/// CPUs had in `elapsed`.
 fn cost_line(p: ProgramsCpu, drain_ns: u64, elapsed: Duration, cpus: u64) -> String {
     let machine_ns = elapsed.as_nanos() as f64 * cpus as f64;
     let share = |ns: u64| {
@@ -166,21 +167,36 @@ fn cost_line(p: ProgramsCpu, drain_ns: u64, elapsed: Duration, cpus: u64) -> Str
             0.0
         }
     };
+    let each = |ns: u64, n: u64| {
+        if n > 0 {
+            ns as f64 / n as f64 / 1e3
+        } else {
+            0.0
+        }
+    };
+    let dispatcher_ns = p.dispatcher.map_or(0, |d| d.ns);
+    let dispatcher = match p.dispatcher {
+        Some(d) => format!(
+            ", the dispatcher's {} records {:.0} ms ({:.2}%, {:.2} us a record)",
+            d.records,
+            d.ns as f64 / 1e6,
+            share(d.ns),
+            each(d.ns, d.records)
+        ),
+        None => String::new(),
+    };
     format!(
         "schedkit: recording cost {:.2}% of the machine's CPU time ({} CPUs, {:.1} s): \
-         its BPF programs ran {} times for {:.0} ms ({:.2}%, {:.2} us a run), draining took \
-         {:.0} ms ({:.2}%)",
-        share(p.ns + drain_ns),
+         its BPF programs ran {} times for {:.0} ms ({:.2}%, {:.2} us a run){}, draining \
+         took {:.0} ms ({:.2}%)",
+        share(p.ns + dispatcher_ns + drain_ns),
         cpus,
         elapsed.as_secs_f64(),
         p.runs,
         p.ns as f64 / 1e6,
         share(p.ns),
-        if p.runs > 0 {
-            p.ns as f64 / p.runs as f64 / 1e3
-        } else {
-            0.0
-        },
+        each(p.ns, p.runs),
+        dispatcher,
         drain_ns as f64 / 1e6,
         share(drain_ns),
     )
@@ -416,6 +432,7 @@ pub fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use schedkit_scx::trace::Timed;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -442,15 +459,29 @@ mod tests {
     #[test]
     fn the_cost_is_the_programs_and_the_drain_over_every_cpus_time() {
         // 2 CPUs for 10 s: 20 s of CPU time; 300 ms of programs and 100 ms of drain.
-        let p = ProgramsCpu {
+        let mut p = ProgramsCpu {
             runs: 100_000,
             ns: 300_000_000,
+            dispatcher: None,
         };
         let line = cost_line(p, 100_000_000, Duration::from_secs(10), 2);
         assert_eq!(
             line,
             "schedkit: recording cost 2.00% of the machine's CPU time (2 CPUs, 10.0 s): its \
              BPF programs ran 100000 times for 300 ms (1.50%, 3.00 us a run), draining took \
+             100 ms (0.50%)"
+        );
+        // Under a schedkit scheduler, its dispatcher's records count too.
+        p.dispatcher = Some(Timed {
+            records: 50_000,
+            ns: 200_000_000,
+        });
+        let line = cost_line(p, 100_000_000, Duration::from_secs(10), 2);
+        assert_eq!(
+            line,
+            "schedkit: recording cost 3.00% of the machine's CPU time (2 CPUs, 10.0 s): its \
+             BPF programs ran 100000 times for 300 ms (1.50%, 3.00 us a run), the \
+             dispatcher's 50000 records 200 ms (1.00%, 4.00 us a record), draining took \
              100 ms (0.50%)"
         );
         // Nothing ran, no time passed: no division by zero.
