@@ -609,12 +609,10 @@ impl Recorder {
     /// Stops the dispatcher's records, drains the rings, then reads the spool back and
     /// sends its events to the sink, in time order, and finishes it.
     pub fn finish(mut self, sink: &mut dyn Sink) -> io::Result<Finished> {
-        if let Some(c) = self
-            .tap
-            .as_ref()
-            .and_then(|t| Ctl::read(&t.ctl).map(|c| (t, c)))
-        {
-            c.1.write_on(&c.0.ctl, 0);
+        if let Some(t) = &self.tap {
+            if let Some(c) = Ctl::read(&t.ctl) {
+                c.write_on(&t.ctl, 0);
+            }
         }
         let end = monotonic_ns();
         self.drain()?;
