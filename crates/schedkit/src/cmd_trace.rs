@@ -137,7 +137,15 @@ fn record(
         drain_ns as f64 / 1e6
     );
     if let Some(p) = rec.programs_cpu() {
-        eprintln!("{}", cost_line(p, drain_ns, elapsed, online_cpus()));
+        eprintln!(
+            "{}",
+            cost_line(
+                p,
+                drain_ns,
+                elapsed,
+                schedkit_core::topology::nr_online_cpus().into(),
+            )
+        );
     }
     let done = rec.finish(&mut tee).context("cannot write the trace")?;
     let events = done.events;
@@ -146,13 +154,6 @@ fn record(
         lost,
         events,
     })
-}
-
-/// The CPUs online now.
-fn online_cpus() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    u64::try_from(n).unwrap_or(1).max(1)
 }
 
 /// What a recording cost, for `--cost`: its programs' CPU time, the dispatcher's
