@@ -71,7 +71,8 @@ trace_scenario() {
         >"$LOGS/trace-$1-$2.log" 2>&1
     rc=$?
     check "schedkit trace ($1, .$2) exits 0 (got $rc)" [ $rc -eq 0 ]
-    grep -E 'events written|LOST|recording cost' "$LOGS/trace-$1-$2.log" | sed 's/^/    | /'
+    grep -E 'events written|LOST|recording cost|too late' "$LOGS/trace-$1-$2.log" | sed 's/^/    | /'
+    check "every event was written in time order" bash -c "! grep -q 'too late' '$LOGS/trace-$1-$2.log'"
     if [ "$2" = json ]; then
         check "--cost: the programs ran, and recording took 0 to 50% of the machine" python3 -c '
 import re, sys

@@ -10,10 +10,12 @@
 //! (names, the reorder window, the writers' encoding, the summary) costs several
 //! microseconds per event, which a busy machine (a hundred thousand switches a second)
 //! would pay while it is measured. [`Recorder::finish`] reads the spool back and sends
-//! the events to the sink. Records from different CPUs and rings come slightly out of
-//! order, so events wait in a small reorder window ([`REORDER_NS`]) before they go to
-//! the sink. Records lost to a full ring are counted by the programs and reported as
-//! [`Event::Lost`].
+//! the events to the sink. Records from different CPUs and rings come out of order (a
+//! drain copies one ring, then the other, each up to its newest record), so each
+//! drain leaves a mark in the spool with the time it began; events wait until the
+//! mark of the drain after the next one, by which time every record that began
+//! before it has been copied, before they go to the sink in time order. Records lost
+//! to a full ring are counted by the programs and reported as [`Event::Lost`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -36,10 +38,6 @@ mod tskel {
     include!(concat!(env!("OUT_DIR"), "/trace.skel.rs"));
 }
 use tskel::{TraceSkel, TraceSkelBuilder};
-
-/// How long an event waits for earlier ones that may still be in another ring or
-/// another CPU's part of the ring, ns.
-pub const REORDER_NS: u64 = 50_000_000;
 
 /// How often the waiting-tasks counter may change on the timeline, at most, ns.
 const WAITING_SAMPLE_NS: u64 = 1_000_000;
@@ -78,9 +76,11 @@ const K_EXIT: u32 = 5;
 const K_ENQUEUED: u32 = 16;
 const K_DECISION: u32 = 17;
 const K_COUNTERS: u32 = 18;
-/// Spool-only records: events lost (a = how many) and the scheduler's thread (pid).
+/// Spool-only records: events lost (a = how many), the scheduler's thread (pid), and
+/// a drain's mark (ts = when it began).
 const K_LOST: u32 = 250;
 const K_SCHEDULER: u32 = 251;
+const K_DRAIN: u32 = 252;
 const F_PREEMPT: u32 = 1;
 const F_KERNEL: u32 = 2;
 
@@ -308,9 +308,14 @@ fn comm_str(c: &[u8; 16]) -> String {
 }
 
 /// Turns records into events in time order: names threads, counts waiting tasks,
-/// holds events for the reorder window. Pure, so it is tested without a kernel.
+/// holds events until the drains' marks say that no earlier one can still come.
+/// Pure, so it is tested without a kernel.
 pub(crate) struct Converter {
     heap: BinaryHeap<Reverse<Pending>>,
+    /// When the last drain read so far began.
+    last_drain: Option<u64>,
+    /// The most events that waited at once (two drains' worth, at most).
+    most_waiting: usize,
     seq: u64,
     newest_ts: u64,
     last_out_ts: u64,
@@ -318,8 +323,9 @@ pub(crate) struct Converter {
     waiting: HashSet<Pid>,
     waiting_sent: Option<(u64, usize)>,
     scheduler_pid: Option<Pid>,
-    /// Events that came later than the reorder window allowed (sent with the time
-    /// of the last event sent, so the sink still sees time go forward).
+    /// Events that came after a later one was sent (sent with the time of the last
+    /// event sent, so the sink still sees time go forward): records that took longer
+    /// than two drains to commit, which should not happen.
     late: u64,
     sent: u64,
 }
@@ -331,8 +337,8 @@ pub struct Finished {
     pub end_ns: u64,
     /// Events sent to the sink.
     pub events: u64,
-    /// ... of which came later than the reorder window allowed (sent with the time of
-    /// the event before them).
+    /// ... of which came after a later one was sent (sent with the time of the event
+    /// before them).
     pub late: u64,
 }
 
@@ -712,6 +718,9 @@ impl Recorder {
     }
 
     fn drain(&mut self) -> io::Result<f64> {
+        // Every record that began before now is copied by the end of the next drain
+        // (a BPF program commits within microseconds; drains are milliseconds apart).
+        let mark = meta_record(K_DRAIN, monotonic_ns(), 0, 0);
         let (records, mut fill) = self.ring.drain_into(&mut self.spool)?;
         self.spooled += records;
         if let Some(t) = self.tap.as_mut() {
@@ -735,23 +744,20 @@ impl Recorder {
             let rec = meta_record(K_LOST, monotonic_ns(), 0, lost);
             spool::write_record(&mut self.spool, &rec)?;
         }
+        spool::write_record(&mut self.spool, &mark)?;
         Ok(fill)
     }
 }
 
-/// Sends the events of a spool, read from `r`, to `sink` in time order (a reorder
-/// window behind the newest record read).
+/// Sends the events of a spool, read from `r`, to `sink` in time order: at each
+/// drain's mark, those that began before the drain before it.
 fn replay(conv: &mut Converter, mut r: impl Read, sink: &mut dyn Sink) -> io::Result<()> {
     let mut buf = Vec::with_capacity(RAW_SIZE);
-    let mut n = 0u64;
     while let Some(kept) = spool::read_record(&mut r, &mut buf)? {
-        if let Some(raw) = parse_raw(&buf).filter(|_| kept) {
-            conv.convert(&raw);
-        }
-        n += 1;
-        if n.is_multiple_of(4096) {
-            let horizon = conv.newest_ts.saturating_sub(REORDER_NS);
-            conv.flush_until(horizon, sink)?;
+        match parse_raw(&buf).filter(|_| kept) {
+            Some(raw) if raw.kind == K_DRAIN => conv.drained(raw.ts, sink)?,
+            Some(raw) => conv.convert(&raw),
+            None => {}
         }
     }
     conv.flush_until(u64::MAX, sink)
@@ -761,6 +767,8 @@ impl Converter {
     pub(crate) fn new(start_ns: u64, scheduler_pid: Option<Pid>) -> Converter {
         Converter {
             heap: BinaryHeap::new(),
+            last_drain: None,
+            most_waiting: 0,
             seq: 0,
             newest_ts: start_ns,
             last_out_ts: 0,
@@ -795,6 +803,7 @@ impl Converter {
             seq: self.seq,
             ev,
         }));
+        self.most_waiting = self.most_waiting.max(self.heap.len());
     }
 
     /// Names `pid` before its first event, and again when its name changed.
@@ -979,6 +988,15 @@ impl Converter {
         );
     }
 
+    /// A drain that began at `ts` ended: every record that began before the drain
+    /// before it has been read, so the events up to then go to the sink.
+    fn drained(&mut self, ts: u64, sink: &mut dyn Sink) -> io::Result<()> {
+        match self.last_drain.replace(ts) {
+            Some(before) => self.flush_until(before, sink),
+            None => Ok(()),
+        }
+    }
+
     fn flush_until(&mut self, horizon: u64, sink: &mut dyn Sink) -> io::Result<()> {
         while let Some(Reverse(p)) = self.heap.peek() {
             if p.ts > horizon {
@@ -1161,23 +1179,79 @@ mod converter_tests {
         assert_eq!(nines, 1);
     }
 
+    const MS: u64 = 1_000_000;
+
     #[test]
-    fn events_older_than_the_window_wait_and_late_ones_keep_time_forward() {
+    fn events_wait_for_the_mark_of_the_drain_after_the_next() {
         let mut c = Converter::new(0, None);
         let mut out = Collect::default();
-        c.convert(&raw(K_WAKEUP, 10, 0, 5, 0, 0));
-        c.convert(&raw(K_WAKEUP, REORDER_NS + 100, 0, 6, 0, 0));
-        c.flush_until(c.newest_ts.saturating_sub(REORDER_NS), &mut out)
-            .unwrap();
-        assert!(
-            out.0.iter().all(|e| e.ts_ns() <= 100),
-            "only the old ones left"
-        );
-        c.convert(&raw(K_WAKEUP, 5, 0, 7, 0, 0)); // older than what was sent
+        c.convert(&raw(K_WAKEUP, 5 * MS, 0, 5, 0, 0));
+        c.drained(10 * MS, &mut out).unwrap();
+        assert!(out.0.is_empty(), "an earlier record may still be in a ring");
+        c.convert(&raw(K_WAKEUP, 15 * MS, 0, 6, 0, 0));
+        c.convert(&raw(K_WAKEUP, 8 * MS, 0, 7, 0, 0)); // began before the first drain
+        c.drained(20 * MS, &mut out).unwrap();
+        let woken: Vec<Pid> = out
+            .0
+            .iter()
+            .filter_map(|e| match e {
+                Event::Wakeup { pid, .. } => Some(*pid),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(woken, vec![5, 7], "up to the first drain, in time order");
+        c.convert(&raw(K_WAKEUP, 3 * MS, 0, 8, 0, 0)); // should not happen
         c.flush_until(u64::MAX, &mut out).unwrap();
         assert_eq!(c.late, 2, "its Thread and Wakeup were late");
         let ts: Vec<u64> = out.0.iter().map(Event::ts_ns).collect();
         assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    }
+
+    /// Drains as the recorder makes them: one ring up to its newest record, then the
+    /// other, whose records go back to the drain before, then the mark.
+    #[test]
+    fn a_spool_of_busy_drains_replays_in_time_order_with_none_late() {
+        let mut spool = Vec::new();
+        let mut put = |kind: u32, ts: u64, pid: i32| {
+            spool::write_record(&mut spool, &meta_record(kind, ts, pid, 0)).unwrap()
+        };
+        let mut n = 0;
+        for drain in 1..=4u64 {
+            let (from, to) = ((drain - 1) * 250 * MS, drain * 250 * MS);
+            // 5,000 records each ring, more than any fixed count between flushes.
+            for i in 0..5_000 {
+                put(
+                    K_WAKEUP,
+                    from + (to - from) * i / 5_000,
+                    100 + (i % 50) as i32,
+                );
+                n += 1;
+            }
+            for i in 0..5_000 {
+                put(
+                    K_WAKEUP,
+                    from + (to - from) * i / 5_000 + 1,
+                    200 + (i % 50) as i32,
+                );
+                n += 1;
+            }
+            put(K_DRAIN, to, 0);
+        }
+        let mut c = Converter::new(0, None);
+        let mut out = Collect::default();
+        replay(&mut c, &spool[..], &mut out).unwrap();
+        let wakeups = out
+            .0
+            .iter()
+            .filter(|e| matches!(e, Event::Wakeup { .. }))
+            .count();
+        assert_eq!(wakeups, n, "every record, and no mark, is an event");
+        assert_eq!(c.late, 0);
+        // Streamed: no more than two drains' worth (with the threads' names and the
+        // waiting counter) waited, where the end of the spool is four.
+        assert!(c.most_waiting < 21_000, "{}", c.most_waiting);
+        let ts: Vec<u64> = out.0.iter().map(Event::ts_ns).collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]));
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub struct Recorded {
     pub summary: Summary,
     pub lost: u64,
     pub events: u64,
+    /// Events that came after later ones were written (written at the time of the
+    /// one before them, which shortens what they measure).
+    pub late: u64,
 }
 
 /// Records until `done` says so or until `deadline`, draining the rings as often as
@@ -148,11 +151,11 @@ fn record(
         );
     }
     let done = rec.finish(&mut tee).context("cannot write the trace")?;
-    let events = done.events;
     Ok(Recorded {
         summary: tee.1.summary(),
         lost,
-        events,
+        events: done.events,
+        late: done.late,
     })
 }
 
@@ -220,6 +223,13 @@ fn report(r: &Recorded, output: &Path, json: Option<&Path>, top: usize) -> anyho
             "; none lost".into()
         }
     )?;
+    if r.late > 0 {
+        writeln!(
+            out,
+            "schedkit: {} events came too late to be written in time order, and were written at the time of the event before them",
+            r.late
+        )?;
+    }
     if let Some(path) = json {
         let f = File::create(path)
             .with_context(|| format!("cannot write the summary to {}", path.display()))?;
