@@ -932,8 +932,22 @@ void BPF_PROG(schedkit_enqueue, struct task_struct *p, u64 enq_flags)
 	e = bpf_ringbuf_reserve(&queued, sizeof(*e), 0);
 	if (!e) {
 		/* User space is behind: keep the task moving without it. */
-		scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, default_slice_ns, max_vtime, enq_flags);
 		__sync_fetch_and_add(&nr_sched_congested, 1);
+		if (p->flags & PF_KTHREAD) {
+			/*
+			 * A kernel thread does work the machine waits for, the kernel's
+			 * own sched_ext watchdog among it: it runs next on its CPU rather
+			 * than behind the others. At the end of the shared queue, behind
+			 * 9,200 hackbench threads and then rescued behind thousands of
+			 * them, the watchdog's worker waited past its timeout once and
+			 * the kernel ejected the scheduler.
+			 */
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, default_slice_ns, enq_flags);
+			trace_task(SK_TR_DECISION, p, scx_bpf_task_cpu(p), default_slice_ns, 0,
+				   SK_TRF_KERNEL);
+			return;
+		}
+		scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, default_slice_ns, max_vtime, enq_flags);
 		trace_task(SK_TR_DECISION, p, -1, default_slice_ns, max_vtime, SK_TRF_KERNEL);
 		kick_idle_cpu(p);
 		return;
