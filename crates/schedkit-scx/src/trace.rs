@@ -1218,22 +1218,17 @@ mod converter_tests {
         let mut n = 0;
         for drain in 1..=4u64 {
             let (from, to) = ((drain - 1) * 250 * MS, drain * 250 * MS);
-            // 5,000 records each ring, more than any fixed count between flushes.
-            for i in 0..5_000 {
-                put(
-                    K_WAKEUP,
-                    from + (to - from) * i / 5_000,
-                    100 + (i % 50) as i32,
-                );
-                n += 1;
-            }
-            for i in 0..5_000 {
-                put(
-                    K_WAKEUP,
-                    from + (to - from) * i / 5_000 + 1,
-                    200 + (i % 50) as i32,
-                );
-                n += 1;
+            // 5,000 records each ring, more than any fixed count between flushes; the
+            // second ring's go back to the drain before too.
+            for (first_pid, skew) in [(100, 0), (200, 1)] {
+                for i in 0..5_000 {
+                    put(
+                        K_WAKEUP,
+                        from + (to - from) * i / 5_000 + skew,
+                        first_pid + (i % 50) as i32,
+                    );
+                    n += 1;
+                }
             }
             put(K_DRAIN, to, 0);
         }
